@@ -294,7 +294,12 @@ fn encoder_writes_canonical_form() {
 #[test]
 fn kinds_are_reported() {
     let v = decode(b"li1e0:ledee").unwrap();
-    let names: Vec<_> = v.as_list().unwrap().iter().map(crate::Value::kind_name).collect();
+    let names: Vec<_> = v
+        .as_list()
+        .unwrap()
+        .iter()
+        .map(crate::Value::kind_name)
+        .collect();
     assert_eq!(names, ["integer", "byte string", "list", "dictionary"]);
     assert!(matches!(v.kind(), Kind::List(_)));
 }

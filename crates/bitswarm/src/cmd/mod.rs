@@ -1,0 +1,5 @@
+//! One module per subcommand: argument struct plus `run`.
+
+pub mod create;
+pub mod demo;
+pub mod info;

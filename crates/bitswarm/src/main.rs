@@ -1,0 +1,44 @@
+//! `bitswarm`: the command-line face of the bitswarm BitTorrent engine. The only crate that
+//! prints; every subcommand lives in its own module under `cmd/`.
+
+mod cmd;
+mod progress;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// bitswarm — a fast, trustworthy BitTorrent engine.
+#[derive(Debug, Parser)]
+#[command(name = "bitswarm", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make a .torrent file from a file or folder.
+    Create(cmd::create::CreateArgs),
+    /// Show what a .torrent file or magnet link describes.
+    Info(cmd::info::InfoArgs),
+    /// Show bitswarm at work with nothing of your own: makes sample data, a torrent, and shows it.
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Create(args) => cmd::create::run(&args),
+        Command::Info(args) => cmd::info::run(&args),
+        Command::Demo(args) => cmd::demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

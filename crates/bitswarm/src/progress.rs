@@ -1,0 +1,118 @@
+//! Progress for long work: an indicatif bar when stderr is a terminal, plain lines otherwise
+//! (at most one a second), so logs and CI output stay readable.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::units;
+
+/// Least time between two plain progress lines.
+const PLAIN_LINE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Progress of a job measured in bytes, safe to update from several threads.
+pub struct ByteProgress {
+    label: String,
+    total: u64,
+    started: Instant,
+    display: Display,
+}
+
+enum Display {
+    Bar(ProgressBar),
+    Lines { last: Mutex<Instant> },
+}
+
+impl ByteProgress {
+    /// Starts showing progress of `label` towards `total` bytes.
+    pub fn new(label: &str, total: u64) -> Self {
+        let display = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_message(label.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Display::Bar(bar)
+        } else {
+            Display::Lines {
+                last: Mutex::new(Instant::now()),
+            }
+        };
+        Self {
+            label: label.to_owned(),
+            total,
+            started: Instant::now(),
+            display,
+        }
+    }
+
+    /// Records that `done` bytes of the total are finished.
+    pub fn set(&self, done: u64) {
+        match &self.display {
+            Display::Bar(bar) => bar.set_position(done),
+            Display::Lines { last } => {
+                let now = Instant::now();
+                let Ok(mut last) = last.lock() else { return };
+                if now.duration_since(*last) >= PLAIN_LINE_INTERVAL && done < self.total {
+                    *last = now;
+                    eprintln!("{}", self.line(done, now));
+                }
+            }
+        }
+    }
+
+    /// Ends the display, leaving a final summary line.
+    pub fn finish(&self) {
+        let now = Instant::now();
+        match &self.display {
+            Display::Bar(bar) => bar.finish_and_clear(),
+            Display::Lines { .. } => {}
+        }
+        let secs = now.duration_since(self.started).as_secs_f64();
+        eprintln!(
+            "{}: {} in {secs:.2} s ({}/s)",
+            self.label,
+            units::bytes(self.total),
+            units::bytes(rate(self.total, secs))
+        );
+    }
+
+    fn line(&self, done: u64, now: Instant) -> String {
+        let secs = now.duration_since(self.started).as_secs_f64();
+        let per_sec = rate(done, secs);
+        let percent = done
+            .saturating_mul(100)
+            .checked_div(self.total)
+            .unwrap_or(100);
+        let eta = (self.total - done.min(self.total))
+            .checked_div(per_sec)
+            .map_or_else(|| "?".to_owned(), |s| format!("{s}s"));
+        format!(
+            "{}: {} of {} ({percent}%), {}/s, ETA {eta}",
+            self.label,
+            units::bytes(done),
+            units::bytes(self.total),
+            units::bytes(per_sec)
+        )
+    }
+}
+
+/// Bytes per second, rounded down; 0 when no time has passed.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_truncation
+)] // display only
+fn rate(bytes: u64, secs: f64) -> u64 {
+    if secs <= 0.0 {
+        0
+    } else {
+        (bytes as f64 / secs) as u64
+    }
+}
