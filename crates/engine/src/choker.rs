@@ -1,0 +1,484 @@
+//! Whom we upload to. Regular slots: while downloading, tit-for-tat (the interested peers that
+//! gave us the most over the last ~20 s; ties by what we gave them, then current holders, then
+//! at random); once finished, libtorrent's round robin (a peer keeps its slot until it got its
+//! quota or its time slice, then the peers that waited longest come in). One optimistic slot on
+//! top, rotated every `optimistic_interval`, newcomers three times as likely. A peer that
+//! becomes interested is unchoked at once if a slot is free, so the first block flows within a
+//! round trip of connecting. The ranking functions are pure, over [`Candidate`] values.
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use bitswarm_wire::Message;
+use rand::Rng;
+
+use crate::picker::NONE;
+use crate::rate::RATE_WINDOW_SECS;
+use crate::torrent::Torrent;
+
+/// What a rechoke gives a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Regular,
+    Optimistic,
+    Choked,
+}
+
+/// A peer as the choker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) slot: u32,
+    /// It holds a regular slot now.
+    pub(crate) unchoked: bool,
+    /// It is interested in us now.
+    pub(crate) interested: bool,
+    /// Bytes it sent us over the choke window.
+    pub(crate) downloaded_recent: u64,
+    /// Bytes we sent it over the choke window.
+    pub(crate) uploaded_recent: u64,
+    /// Bytes we sent it since its current unchoke.
+    pub(crate) uploaded_since_unchoke: u64,
+    /// How long its current unchoke has lasted.
+    pub(crate) unchoked_for: Option<Duration>,
+    /// How long ago it was last unchoked (`None`: never).
+    pub(crate) last_unchoked_ago: Option<Duration>,
+    pub(crate) tiebreak: u32,
+}
+
+/// Leecher mode order, best first: most downloaded from, interested, current holders, least
+/// uploaded to, random. Among peers that gave us equally (typically nothing), the one we gave
+/// least goes first: ties rotate instead of rewarding whoever we already fed (a free-rider
+/// fresh from an optimistic unchoke would otherwise win every tie).
+pub(crate) fn rank_leecher(candidates: &mut [Candidate]) {
+    candidates.sort_by_key(|c| {
+        (
+            Reverse(c.downloaded_recent),
+            !c.interested,
+            !c.unchoked,
+            c.uploaded_recent,
+            c.tiebreak,
+        )
+    });
+}
+
+/// Seed mode round robin, best first: current holders still under their quota and time
+/// slice; then those never unchoked; then those unchoked longest ago; then those we uploaded
+/// least to recently; random.
+pub(crate) fn rank_seeder(candidates: &mut [Candidate], quota_bytes: u64, slice: Duration) {
+    candidates.sort_by_key(|c| {
+        let keep = c.unchoked
+            && c.uploaded_since_unchoke < quota_bytes
+            && c.unchoked_for.is_some_and(|d| d < slice);
+        (
+            !keep,
+            c.last_unchoked_ago.is_some(),
+            Reverse(c.last_unchoked_ago),
+            c.uploaded_recent,
+            c.tiebreak,
+        )
+    });
+}
+
+/// A weighted random choice among `(slot, weight)`.
+pub(crate) fn pick_weighted(choices: &[(u32, u32)], rng: &mut impl Rng) -> Option<u32> {
+    let total: u64 = choices.iter().map(|&(_, w)| u64::from(w)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut r = rng.gen_range(0..total);
+    for &(slot, weight) in choices {
+        if r < u64::from(weight) {
+            return Some(slot);
+        }
+        r -= u64::from(weight);
+    }
+    None
+}
+
+impl Torrent {
+    pub(crate) fn on_interested(&mut self, slot: u32) {
+        if let Some(peer) = self.peer_mut(slot) {
+            peer.peer_interested = true;
+        }
+        self.try_unchoke_now(slot);
+    }
+
+    /// The peer keeps its unchoke until the next rechoke, or until a newly interested peer
+    /// needs the slot: a good partner that is briefly not interested (it caught up with us)
+    /// does not lose its slot to whoever is waiting — and a free-rider is always waiting.
+    pub(crate) fn on_not_interested(&mut self, slot: u32) {
+        if let Some(peer) = self.peer_mut(slot) {
+            peer.peer_interested = false;
+        }
+    }
+
+    /// Unchokes a newly interested peer at once if a regular slot is free, or held by a peer
+    /// that is not interested and gave us no more than this one did recently (so a partner
+    /// that caught up with us is not displaced by a peer that gives nothing); else takes the
+    /// optimistic slot if it is free or its holder is not interested.
+    fn try_unchoke_now(&mut self, slot: u32) {
+        let seed_mode = self.is_finished();
+        let now_ms = self.now_ms();
+        let Some(peer) = self.peer(slot) else {
+            return;
+        };
+        if !peer.am_choking || !peer.peer_interested || (!seed_mode && peer.snubbed) {
+            return;
+        }
+        let given = |p: &crate::peer::Peer| p.download.bytes_in(now_ms, RATE_WINDOW_SECS);
+        let newcomer_gave = given(peer);
+        let idle = |p: &crate::peer::Peer| !p.am_choking && !p.peer_interested;
+        let idle_regular = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i as u32, p.as_ref()?)))
+            .filter(|(_, p)| idle(p) && !p.optimistic && given(p) <= newcomer_gave)
+            .min_by_key(|(_, p)| given(p))
+            .map(|(i, _)| i);
+        let idle_optimistic = self.peer(self.optimistic).is_some_and(idle);
+        if self.regular_unchoked < self.config.unchoke_slots {
+            self.unchoke_peer(slot, false);
+        } else if let Some(holder) = idle_regular {
+            self.choke_peer(holder);
+            self.unchoke_peer(slot, false);
+        } else if self.optimistic == NONE {
+            self.unchoke_peer(slot, true);
+        } else if idle_optimistic {
+            self.choke_peer(self.optimistic);
+            self.unchoke_peer(slot, true);
+        }
+    }
+
+    pub(crate) fn choke_peer(&mut self, slot: u32) {
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        if peer.am_choking {
+            return;
+        }
+        peer.am_choking = true;
+        peer.unchoked_at = None;
+        let was_optimistic = std::mem::replace(&mut peer.optimistic, false);
+        if was_optimistic {
+            self.optimistic = NONE;
+        } else {
+            self.regular_unchoked -= 1;
+        }
+        self.send(slot, Message::Choke);
+        self.drop_upload_queue(slot);
+    }
+
+    fn unchoke_peer(&mut self, slot: u32, optimistic: bool) {
+        let now = self.now;
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        if !peer.am_choking {
+            return;
+        }
+        peer.am_choking = false;
+        peer.optimistic = optimistic;
+        peer.ever_optimistic |= optimistic;
+        peer.unchoked_at = Some(now);
+        peer.last_unchoked = Some(now);
+        peer.uploaded_at_unchoke = peer.upload.total();
+        peer.choked_requests = 0;
+        if optimistic {
+            self.optimistic = slot;
+        } else {
+            self.regular_unchoked += 1;
+        }
+        self.send(slot, Message::Unchoke);
+    }
+
+    /// Interested peers eligible for a regular slot, best first for the current mode.
+    fn ranked_candidates(&mut self) -> Vec<Candidate> {
+        let seed_mode = self.is_finished();
+        let (now, now_ms) = (self.now, self.now_ms());
+        let mut candidates = Vec::new();
+        for (slot, peer) in self.peers.iter_mut().enumerate() {
+            let Some(peer) = peer else {
+                continue;
+            };
+            let downloaded_recent = peer.download.bytes_in(now_ms, RATE_WINDOW_SECS);
+            // While downloading, a peer that gave us data recently stays a candidate even when
+            // it is not interested right now (it caught up with us): it keeps its slot, so it
+            // can download the moment it is interested again, instead of the slot going to
+            // whoever happens to be interested at the rechoke (a free-rider always is).
+            let partner = !seed_mode && downloaded_recent > 0;
+            if !(peer.peer_interested || partner) || (!seed_mode && peer.snubbed) {
+                continue;
+            }
+            peer.choke_tiebreak = self.rng.gen();
+            candidates.push(Candidate {
+                slot: slot as u32,
+                unchoked: !peer.am_choking && !peer.optimistic,
+                interested: peer.peer_interested,
+                downloaded_recent,
+                uploaded_recent: peer.upload.bytes_in(now_ms, RATE_WINDOW_SECS),
+                uploaded_since_unchoke: peer.upload.total() - peer.uploaded_at_unchoke,
+                unchoked_for: peer.unchoked_at.map(|t| now.saturating_duration_since(t)),
+                last_unchoked_ago: peer.last_unchoked.map(|t| now.saturating_duration_since(t)),
+                tiebreak: peer.choke_tiebreak,
+            });
+        }
+        if seed_mode {
+            let quota =
+                u64::from(self.config.seed_quota_pieces) * u64::from(self.geometry.piece_length);
+            rank_seeder(&mut candidates, quota, self.config.optimistic_interval);
+        } else {
+            rank_leecher(&mut candidates);
+        }
+        candidates
+    }
+
+    /// Gives free regular slots (and a free optimistic slot) to the best choked candidates.
+    pub(crate) fn fill_unchoke_slots(&mut self) {
+        if self.regular_unchoked < self.config.unchoke_slots {
+            for c in self.ranked_candidates() {
+                if self.regular_unchoked >= self.config.unchoke_slots {
+                    break;
+                }
+                if self.peer(c.slot).is_some_and(|p| p.am_choking) {
+                    self.unchoke_peer(c.slot, false);
+                }
+            }
+        }
+        if self.optimistic == NONE {
+            self.choose_optimistic();
+        }
+    }
+
+    /// The periodic reassignment of regular slots. The new assignment (regular holders and
+    /// the optimistic peer) is decided first, so a peer that stays unchoked in another role
+    /// gets no choke/unchoke pair.
+    pub(crate) fn rechoke(&mut self) {
+        let ranked = self.ranked_candidates();
+        let mut keep = vec![false; self.peers.len()];
+        for c in ranked.iter().take(self.config.unchoke_slots) {
+            if let Some(k) = keep.get_mut(c.slot as usize) {
+                *k = true;
+            }
+        }
+        // Slots no interested peer needs stay with their current (not interested) holders.
+        let mut spare = self.config.unchoke_slots.saturating_sub(ranked.len());
+        for (slot, peer) in self.peers.iter().enumerate() {
+            let holder = peer
+                .as_ref()
+                .is_some_and(|p| !p.am_choking && !p.optimistic && !p.peer_interested);
+            if spare > 0 && holder {
+                if let Some(k) = keep.get_mut(slot) {
+                    *k = true;
+                    spare -= 1;
+                }
+            }
+        }
+        let is_kept = |slot: u32| keep.get(slot as usize).copied().unwrap_or(false);
+        let current = self.optimistic;
+        let optimistic = if current != NONE && !is_kept(current) {
+            current
+        } else {
+            self.optimistic_choice(&keep).unwrap_or(NONE)
+        };
+        let slots = self.peer_slots();
+        let role = |slot: u32| {
+            if is_kept(slot) {
+                Role::Regular
+            } else if slot == optimistic {
+                Role::Optimistic
+            } else {
+                Role::Choked
+            }
+        };
+        // Chokes first, then role changes without messages, then unchokes: the regular count
+        // never exceeds the slots.
+        for &slot in &slots {
+            if role(slot) == Role::Choked {
+                self.choke_peer(slot);
+            }
+        }
+        for &slot in &slots {
+            let unchoked = self.peer(slot).is_some_and(|p| !p.am_choking);
+            match role(slot) {
+                Role::Choked => {}
+                r if unchoked => self.change_role(slot, r == Role::Optimistic),
+                r => self.unchoke_peer(slot, r == Role::Optimistic),
+            }
+        }
+    }
+
+    /// Switches an unchoked peer between a regular and the optimistic slot, silently.
+    fn change_role(&mut self, slot: u32, optimistic: bool) {
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        if peer.optimistic == optimistic {
+            return;
+        }
+        peer.optimistic = optimistic;
+        peer.ever_optimistic |= optimistic;
+        if optimistic {
+            self.regular_unchoked -= 1;
+            self.optimistic = slot;
+        } else {
+            if self.optimistic == slot {
+                self.optimistic = NONE;
+            }
+            self.regular_unchoked += 1;
+        }
+    }
+
+    /// The periodic rotation of the optimistic unchoke.
+    pub(crate) fn rotate_optimistic(&mut self) {
+        let old = self.optimistic;
+        if let Some(chosen) = self.optimistic_choice(&[]) {
+            if old != NONE {
+                self.choke_peer(old);
+            }
+            self.unchoke_peer(chosen, true);
+        }
+    }
+
+    fn choose_optimistic(&mut self) {
+        if let Some(chosen) = self.optimistic_choice(&[]) {
+            self.unchoke_peer(chosen, true);
+        }
+    }
+
+    /// An interested peer that is choked (or, during a rechoke, losing its regular slot:
+    /// `keep` marks the slots that keep theirs) at random, newcomers (connected within three
+    /// optimistic intervals and never optimistically unchoked) three times as likely.
+    fn optimistic_choice(&mut self, keep: &[bool]) -> Option<u32> {
+        let rechoke = !keep.is_empty();
+        let now = self.now;
+        let new_window = self.config.optimistic_interval * 3;
+        let choices: Vec<(u32, u32)> = self
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, p)| {
+                let p = p.as_ref()?;
+                let kept = keep.get(slot).copied().unwrap_or(false);
+                let available = if rechoke {
+                    !kept && !p.optimistic
+                } else {
+                    p.am_choking
+                };
+                if !available || !p.peer_interested {
+                    return None;
+                }
+                let new = !p.ever_optimistic
+                    && now.saturating_duration_since(p.connected_at) < new_window;
+                Some((slot as u32, if new { 3 } else { 1 }))
+            })
+            .collect();
+        pick_weighted(&choices, &mut self.rng)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn cand(slot: u32) -> Candidate {
+        Candidate {
+            slot,
+            unchoked: false,
+            interested: true,
+            downloaded_recent: 0,
+            uploaded_recent: 0,
+            uploaded_since_unchoke: 0,
+            unchoked_for: None,
+            last_unchoked_ago: None,
+            tiebreak: slot,
+        }
+    }
+
+    fn order(c: &[Candidate]) -> Vec<u32> {
+        c.iter().map(|c| c.slot).collect()
+    }
+
+    #[test]
+    fn leecher_rewards_who_gives_us_most() {
+        let c = |slot, downloaded_recent, uploaded_recent| Candidate {
+            downloaded_recent,
+            uploaded_recent,
+            ..cand(slot)
+        };
+        let mut list = vec![
+            c(0, 100, 10),
+            c(1, 900, 0),
+            c(2, 100, 50),
+            Candidate {
+                unchoked: true,
+                ..c(3, 100, 0)
+            },
+            Candidate {
+                interested: false,
+                ..c(4, 100, 0)
+            },
+            c(5, 0, 500),
+            c(6, 0, 0),
+        ];
+        rank_leecher(&mut list);
+        // Most given first; among equals the interested, the current holder, then whoever
+        // we gave least (6 before 5: no rewarding a peer only because we already fed it).
+        assert_eq!(order(&list), vec![1, 3, 0, 2, 4, 6, 5]);
+    }
+
+    #[test]
+    fn seeder_rotates_holders_that_had_their_share() {
+        let secs = Duration::from_secs;
+        let quota = 1000;
+        let mut c = vec![
+            // Holder under quota and within its slice: keeps its slot.
+            Candidate {
+                unchoked: true,
+                uploaded_since_unchoke: 10,
+                unchoked_for: Some(secs(5)),
+                last_unchoked_ago: Some(secs(5)),
+                ..cand(0)
+            },
+            // Holder over quota: goes behind those waiting.
+            Candidate {
+                unchoked: true,
+                uploaded_since_unchoke: 5000,
+                unchoked_for: Some(secs(5)),
+                last_unchoked_ago: Some(secs(5)),
+                ..cand(1)
+            },
+            // Waiting, unchoked 100 s ago.
+            Candidate {
+                last_unchoked_ago: Some(secs(100)),
+                ..cand(2)
+            },
+            // Never unchoked.
+            cand(3),
+            // Holder past its time slice.
+            Candidate {
+                unchoked: true,
+                unchoked_for: Some(secs(40)),
+                last_unchoked_ago: Some(secs(40)),
+                ..cand(4)
+            },
+        ];
+        rank_seeder(&mut c, quota, secs(30));
+        assert_eq!(order(&c), vec![0, 3, 2, 4, 1]);
+    }
+
+    #[test]
+    fn weighted_choice_follows_weights() {
+        let mut rng = SmallRng::seed_from_u64(3);
+        let choices = [(7, 3), (8, 1)];
+        let sevens = (0..4000)
+            .filter(|_| pick_weighted(&choices, &mut rng) == Some(7))
+            .count();
+        assert!((2800..3200).contains(&sevens), "{sevens}");
+        assert_eq!(pick_weighted(&[], &mut rng), None);
+        assert_eq!(pick_weighted(&[(1, 0)], &mut rng), None);
+    }
+}

@@ -1,0 +1,84 @@
+//! The per-torrent core of bitswarm: peer states, piece picker, request pipelining, choker,
+//! block timeouts, snubbing and smart ban, as one sans-IO state machine, [`Torrent`].
+//!
+//! **Shape.** The runtime feeds the torrent what happened — [`Torrent::peer_connected`],
+//! [`Torrent::peer_message`], [`Torrent::block_sent`], [`Torrent::piece_verified`],
+//! [`Torrent::handle_timeout`] — always with the current time as `now`, and drains what to do
+//! with [`Torrent::poll_action`] ([`Action`]: send a message, serve a block from storage,
+//! store a block, verify a piece, disconnect, ban, connect) and what to show with
+//! [`Torrent::poll_event`]. It asks [`Torrent::poll_timeout`] when to call again.
+//!
+//! **Invariants.**
+//! - No I/O, no clock reads, no global RNG: time is the `now` passed in, randomness comes from
+//!   a `SmallRng` seeded by the caller, so a whole swarm replays from one seed.
+//! - One owner (`&mut self`), no locks, no `Err` that unwinds: a peer's misbehaviour becomes a
+//!   `Disconnect` or `Ban` action, never a panic.
+//! - HAVE is sent only after [`Torrent::piece_verified`] reported `Passed`; a piece is ours
+//!   only then. We never request a piece the peer lacks or we have, and never serve a piece we
+//!   have not verified, or to a peer we choke.
+//! - At most `unchoke_slots` regular unchokes plus one optimistic; at most
+//!   `endgame_duplicates_max` peers asked for one block.
+//! - The per-block path (a piece message in, a `StoreBlock` and a new request out) is O(1):
+//!   peers in a slab behind a `HashMap<PeerKey, _>`, requests found at the front of the peer's
+//!   queue, the next block from the peer's current piece; starting a new piece is
+//!   O(availability buckets) or O(the peer's pieces), never a scan per block. Nothing is
+//!   allocated per block but the action queue entry.
+//!   [`Torrent::check_invariants`] verifies all of this for tests.
+//!
+//! **Policies** (details in each module's docs).
+//! - Picking (`requests.rs`, `picker.rs`, `partial.rs`): the peer's own piece, then abandoned
+//!   in-progress pieces, then a new piece (random while fewer than `random_first_pieces` are
+//!   verified, then rarest first), then other peers' pieces; never a block the peer already
+//!   holds a request for. Endgame (every wanted block requested or received): idle peers
+//!   duplicate one block at a time, each block asked of at most `endgame_duplicates_max`
+//!   peers, duplicates cancelled on arrival. Slow requests are released after
+//!   `block_timeout` (still accepted if they arrive); a peer silent for `snub_timeout` is
+//!   snubbed and its requests cancelled.
+//! - Choking (`choker.rs`): tit-for-tat on the last 20 s while downloading, round robin once
+//!   finished, one optimistic slot; a newly interested peer is unchoked at once when a slot
+//!   is free.
+//! - Smart ban (`smart_ban.rs`, `verify.rs`): a sole sender of a failed piece is banned; a
+//!   shared failure keeps per-block digests, the piece is re-downloaded by one peer, and the
+//!   senders of blocks that differ from the passing attempt are banned.
+//!
+//! **Deliberately absent.** Sockets, framing, timers, storage and hashing are the runtime's;
+//! this crate never sees a file or a byte of the handshake. Metadata exchange (BEP 9), PEX
+//! (BEP 11) and the DHT port are not handled yet; extension handshakes advertise an empty `m`
+//! ([`UT_METADATA_ID`] and [`UT_PEX_ID`] are reserved for them). We do not send allowed-fast
+//! sets (that needs the info-hash), but honour the ones peers send.
+
+mod action;
+mod candidates;
+mod choker;
+mod config;
+mod geometry;
+mod invariants;
+mod messages;
+mod partial;
+mod peer;
+mod picker;
+mod rate;
+mod requests;
+mod smart_ban;
+mod torrent;
+mod upload;
+mod verify;
+
+pub use action::{Action, BanReason, DisconnectReason, Event, ProtocolViolation, Verification};
+pub use config::{TorrentConfig, BLOCK_HOLDERS_MAX};
+pub use geometry::{Geometry, BLOCK_LEN};
+pub use invariants::InvariantViolation;
+pub use peer::{PeerInfo, PeerKey, PeerStats};
+pub use rate::RATE_WINDOW_SECS;
+pub use smart_ban::{SUSPECT_ATTEMPTS_MAX, SUSPECT_PIECES_MAX};
+pub use torrent::{Torrent, TorrentStats, TICK_INTERVAL};
+
+/// The extended message id we will give `ut_metadata` (BEP 9) in our handshake's `m`.
+pub const UT_METADATA_ID: u8 = 1;
+/// The extended message id we will give `ut_pex` (BEP 11) in our handshake's `m`.
+pub const UT_PEX_ID: u8 = 2;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! The upload side of a peer: validating and queueing its requests, handing blocks to the
+//! runtime at most `upload_in_flight_max` at a time, cancels, and upload accounting. What we
+//! serve is only ever a verified piece, and only to a peer we unchoked.
+
+use bitswarm_wire::{BlockRef, Message};
+
+use crate::action::{Action, DisconnectReason, ProtocolViolation};
+use crate::torrent::{slot_mut, Torrent};
+
+impl Torrent {
+    /// A request from the peer: queued if valid, we have the piece and the peer is unchoked;
+    /// otherwise rejected (fast extension) or ignored, and counted.
+    pub(crate) fn on_request(&mut self, slot: u32, block: BlockRef) {
+        let valid = self.geometry.is_valid_request(&block) && self.have.has(block.piece);
+        let queue_max = self.config.peer_requests_max;
+        let Some(peer) = slot_mut(&mut self.peers, slot) else {
+            return;
+        };
+        if valid && !peer.am_choking && peer.upload_queue.len() < queue_max {
+            // Duplicates are not looked for: serving one twice costs us what serving another
+            // block would, and the check would be O(queue) per request.
+            peer.upload_queue.push_back(block);
+            self.serve_uploads(slot);
+            return;
+        }
+        // Requests that crossed our choke on the wire are expected; only many are abuse.
+        if valid && peer.am_choking {
+            peer.choked_requests += 1;
+        } else {
+            peer.bad_requests += 1;
+        }
+        let abuse = peer.choked_requests.max(peer.bad_requests) > self.config.bad_requests_max;
+        if peer.info.fast {
+            self.send(slot, Message::RejectRequest(block));
+        }
+        if abuse {
+            let reason = DisconnectReason::Protocol(ProtocolViolation::BadRequests);
+            self.disconnect(slot, reason);
+        }
+    }
+
+    /// The peer withdrew a request: dropped if still queued (with the fast extension a
+    /// cancelled request is answered with a reject, BEP 6).
+    pub(crate) fn on_cancel(&mut self, slot: u32, block: BlockRef) {
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        let Some(pos) = peer.upload_queue.iter().position(|b| *b == block) else {
+            return;
+        };
+        peer.upload_queue.remove(pos);
+        if peer.info.fast {
+            self.send(slot, Message::RejectRequest(block));
+        }
+    }
+
+    /// Hands queued requests to the runtime while the peer has upload slots free.
+    pub(crate) fn serve_uploads(&mut self, slot: u32) {
+        let max = self.config.upload_in_flight_max;
+        let now = self.now;
+        let Some(peer) = slot_mut(&mut self.peers, slot) else {
+            return;
+        };
+        while peer.upload_in_flight < max {
+            let Some(block) = peer.upload_queue.pop_front() else {
+                break;
+            };
+            peer.upload_in_flight += 1;
+            peer.last_sent = now;
+            self.actions.push_back(Action::ServeBlock {
+                peer: peer.key,
+                block,
+            });
+        }
+    }
+
+    /// The runtime sent a block: accounting, then the next queued one.
+    pub(crate) fn on_block_sent(&mut self, slot: u32, block: BlockRef) {
+        let now_ms = self.now_ms();
+        let len = u64::from(block.length);
+        self.upload.add(now_ms, len);
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        peer.upload_in_flight = peer.upload_in_flight.saturating_sub(1);
+        peer.upload.add(now_ms, len);
+        self.serve_uploads(slot);
+    }
+
+    /// Drops the peer's queued requests (we choked it), rejecting each with the fast extension.
+    pub(crate) fn drop_upload_queue(&mut self, slot: u32) {
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        let queue = std::mem::take(&mut peer.upload_queue);
+        if peer.info.fast {
+            for block in queue {
+                self.send(slot, Message::RejectRequest(block));
+            }
+        }
+    }
+}
