@@ -3,6 +3,7 @@
 
 mod cmd;
 mod progress;
+mod select;
 mod units;
 
 use std::process::ExitCode;
@@ -23,6 +24,10 @@ enum Command {
     Create(cmd::create::CreateArgs),
     /// Show what a .torrent file or magnet link describes.
     Info(cmd::info::InfoArgs),
+    /// Download a torrent's data from its swarm (and optionally keep seeding).
+    Download(cmd::download::DownloadArgs),
+    /// Upload data you already have to a torrent's swarm until stopped.
+    Seed(cmd::seed::SeedArgs),
     /// Show bitswarm at work with nothing of your own: makes sample data, a torrent, and shows it.
     Demo(cmd::demo::DemoArgs),
 }
@@ -32,6 +37,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Create(args) => cmd::create::run(&args),
         Command::Info(args) => cmd::info::run(&args),
+        Command::Download(args) => cmd::download::run(&args),
+        Command::Seed(args) => cmd::seed::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
     };
     match result {

@@ -116,3 +116,97 @@ fn rate(bytes: u64, secs: f64) -> u64 {
         (bytes as f64 / secs) as u64
     }
 }
+
+/// Least time between two plain transfer progress lines.
+const PLAIN_TRANSFER_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Progress of a download or seed: percent, rates, peers, ETA.
+pub struct TransferProgress {
+    label: String,
+    display: Display,
+}
+
+impl TransferProgress {
+    /// Starts showing the transfer of `label`, `total` bytes in all.
+    pub fn new(label: &str, total: u64) -> Self {
+        let display = if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total);
+            let style = ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(label.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(250));
+            Display::Bar(bar)
+        } else {
+            Display::Lines {
+                last: Mutex::new(Instant::now()),
+            }
+        };
+        Self {
+            label: label.to_owned(),
+            display,
+        }
+    }
+
+    /// Shows a new statistics snapshot.
+    pub fn update(&self, stats: &bitswarm_runtime::TorrentStats) {
+        let have = have_bytes(stats);
+        let state = match stats.state {
+            bitswarm_runtime::TorrentState::Checking { checked, total } => {
+                format!("checking {checked}/{total} pieces")
+            }
+            bitswarm_runtime::TorrentState::Seeding => "seeding".to_owned(),
+            bitswarm_runtime::TorrentState::Paused => "paused".to_owned(),
+            bitswarm_runtime::TorrentState::Failed => "failed".to_owned(),
+            _ => "downloading".to_owned(),
+        };
+        let eta = stats
+            .total_length
+            .saturating_sub(have)
+            .checked_div(stats.download_rate)
+            .map_or_else(|| "-".to_owned(), |s| format!("{s}s"));
+        let msg = format!(
+            "{state}, down {}/s, up {}/s, {} peers ({} seeds), ETA {eta}",
+            units::bytes(stats.download_rate),
+            units::bytes(stats.upload_rate),
+            stats.peers,
+            stats.seeds
+        );
+        match &self.display {
+            Display::Bar(bar) => {
+                bar.set_position(have);
+                bar.set_message(msg);
+            }
+            Display::Lines { last } => {
+                let now = Instant::now();
+                let Ok(mut last) = last.lock() else { return };
+                if now.duration_since(*last) >= PLAIN_TRANSFER_INTERVAL {
+                    *last = now;
+                    let percent = (u64::from(stats.pieces_have) * 100)
+                        .checked_div(u64::from(stats.piece_count))
+                        .unwrap_or(100);
+                    eprintln!("{}: {percent}% {msg}", self.label);
+                }
+            }
+        }
+    }
+
+    /// Removes the bar (plain mode prints nothing more).
+    pub fn finish(&self) {
+        if let Display::Bar(bar) = &self.display {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Approximate verified bytes: verified pieces times the piece size, capped at the total.
+fn have_bytes(stats: &bitswarm_runtime::TorrentStats) -> u64 {
+    if stats.piece_count == 0 {
+        return 0;
+    }
+    let piece = stats.total_length.div_ceil(u64::from(stats.piece_count));
+    (piece * u64::from(stats.pieces_have)).min(stats.total_length)
+}

@@ -2,4 +2,7 @@
 
 pub mod create;
 pub mod demo;
+pub mod download;
 pub mod info;
+pub mod seed;
+pub mod transfer;

@@ -1,0 +1,329 @@
+//! What a connection's writer has to send, as a queue of byte chunks ready for one vectored
+//! write: small messages and piece headers are encoded back to back into one buffer (so a
+//! burst of requests or haves leaves in one segment), block data is queued as the `Bytes` the
+//! disk produced, never copied.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bitswarm_wire::{Message, PieceHeader, PIECE_HEADER_LEN};
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Most chunks handed to one `writev` (Linux allows 1024; 64 covers 32 blocks with headers).
+pub(crate) const IOV_MAX: usize = 64;
+/// Payloads of control messages up to this size are copied next to their header; larger ones
+/// (a big bitfield, an extension message) are queued as their own chunk.
+const COPY_PAYLOAD_MAX: usize = 1024;
+/// Room reserved at a time for encoding small messages.
+const SMALL_RESERVE: usize = 4096;
+
+/// One thing to send to a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outgoing {
+    /// Any message but a block (the engine's `Send` actions).
+    Message(Message),
+    /// A block read from storage (the engine's `ServeBlock`), sent as a piece message.
+    Block {
+        /// Piece index.
+        piece: u32,
+        /// Offset of the block in the piece.
+        offset: u32,
+        /// The block.
+        data: Bytes,
+    },
+}
+
+impl Outgoing {
+    /// Bytes this takes on the wire.
+    pub(crate) fn wire_len(&self) -> usize {
+        match self {
+            Self::Message(m) => m.encoded_len(),
+            Self::Block { data, .. } => PIECE_HEADER_LEN + data.len(),
+        }
+    }
+}
+
+/// Chunks waiting to be written, oldest first.
+#[derive(Debug, Default)]
+pub(crate) struct SendQueue {
+    chunks: VecDeque<Bytes>,
+    /// Small encoded bytes not yet sealed into a chunk.
+    small: BytesMut,
+    /// Bytes in `chunks` and `small`.
+    len: usize,
+}
+
+impl SendQueue {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes waiting.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends one item. A message that cannot be encoded (a payload past 4 GiB, which the
+    /// engine never produces) is dropped and `false` returned.
+    pub(crate) fn push(&mut self, item: Outgoing) -> bool {
+        self.reserve_small();
+        match item {
+            Outgoing::Message(message) => {
+                let before = self.small.len();
+                let Ok(tail) = message.encode_header_into(&mut self.small) else {
+                    return false;
+                };
+                self.len += self.small.len() - before;
+                if let Some(tail) = tail {
+                    self.push_payload(tail.clone());
+                }
+            }
+            Outgoing::Block {
+                piece,
+                offset,
+                data,
+            } => {
+                let header = PieceHeader {
+                    piece,
+                    offset,
+                    block_len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                };
+                let Ok(header) = header.encode() else {
+                    return false;
+                };
+                self.small.extend_from_slice(&header);
+                self.len += PIECE_HEADER_LEN;
+                self.push_payload(data);
+            }
+        }
+        true
+    }
+
+    /// Fills `out` with slices from the front of the queue; returns how many.
+    pub(crate) fn io_slices<'a>(&'a mut self, out: &mut [IoSlice<'a>]) -> usize {
+        self.seal();
+        let mut used = 0;
+        for (slot, chunk) in out.iter_mut().zip(self.chunks.iter()) {
+            *slot = IoSlice::new(chunk);
+            used += 1;
+        }
+        used
+    }
+
+    /// Drops `n` bytes from the front (they were written).
+    pub(crate) fn advance(&mut self, mut n: usize) {
+        self.len = self.len.saturating_sub(n);
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if n < front.len() {
+                front.advance(n);
+                break;
+            }
+            n -= front.len();
+            self.chunks.pop_front();
+        }
+    }
+
+    fn push_payload(&mut self, payload: Bytes) {
+        self.len += payload.len();
+        if payload.len() <= COPY_PAYLOAD_MAX {
+            self.small.extend_from_slice(&payload);
+        } else {
+            self.seal();
+            self.chunks.push_back(payload);
+        }
+    }
+
+    /// Moves the small bytes into a chunk of their own.
+    fn seal(&mut self) {
+        if !self.small.is_empty() {
+            self.chunks.push_back(self.small.split().freeze());
+        }
+    }
+
+    fn reserve_small(&mut self) {
+        if self.small.capacity() - self.small.len() < PIECE_HEADER_LEN + COPY_PAYLOAD_MAX + 32 {
+            self.small.reserve(SMALL_RESERVE);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bitswarm_wire::{BlockRef, FrameDecoder, FrameLimits};
+
+    use super::*;
+
+    fn drain(queue: &mut SendQueue, write_max: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        for _ in 0..1_000_000 {
+            if queue.is_empty() {
+                break;
+            }
+            let mut slices = [IoSlice::new(&[]); IOV_MAX];
+            let used = queue.io_slices(&mut slices);
+            let mut written = 0;
+            for s in &slices[..used] {
+                let take = s.len().min(write_max - written);
+                wire.extend_from_slice(&s[..take]);
+                written += take;
+                if written == write_max {
+                    break;
+                }
+            }
+            queue.advance(written);
+        }
+        wire
+    }
+
+    fn sample() -> Vec<Outgoing> {
+        let block = Bytes::from((0..16384u32).map(|i| i as u8).collect::<Vec<_>>());
+        let request = BlockRef {
+            piece: 1,
+            offset: 16384,
+            length: 16384,
+        };
+        vec![
+            Outgoing::Message(Message::Interested),
+            Outgoing::Message(Message::Request(request)),
+            Outgoing::Message(Message::Bitfield(Bytes::from(vec![0xf0; 3000]))),
+            Outgoing::Block {
+                piece: 7,
+                offset: 0,
+                data: block.clone(),
+            },
+            Outgoing::Message(Message::Have { piece: 3 }),
+            Outgoing::Block {
+                piece: 7,
+                offset: 16384,
+                data: block.slice(..100),
+            },
+            Outgoing::Message(Message::Extended {
+                id: 0,
+                payload: Bytes::from_static(b"d1:v4:teste"),
+            }),
+        ]
+    }
+
+    fn decode(mut wire: BytesMut) -> Vec<Message> {
+        let mut decoder = FrameDecoder::after_handshake(FrameLimits::DEFAULT);
+        let mut out = Vec::new();
+        while let Some(frame) = decoder.decode(&mut wire).unwrap() {
+            let bitswarm_wire::Frame::Message(m) = frame else {
+                panic!("handshake frame after handshake");
+            };
+            out.push(m);
+        }
+        assert!(wire.is_empty(), "trailing bytes");
+        out
+    }
+
+    fn expected(items: &[Outgoing]) -> Vec<Message> {
+        items
+            .iter()
+            .map(|item| match item.clone() {
+                Outgoing::Message(m) => m,
+                Outgoing::Block {
+                    piece,
+                    offset,
+                    data,
+                } => Message::Piece {
+                    piece,
+                    offset,
+                    data,
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bytes_on_the_wire_decode_to_what_was_queued_whatever_the_write_sizes() {
+        for write_max in [1, 7, 13, 100, 4096, 1 << 20] {
+            let mut queue = SendQueue::new();
+            let items = sample();
+            let total: usize = items.iter().map(Outgoing::wire_len).sum();
+            for item in items.clone() {
+                assert!(queue.push(item));
+            }
+            assert_eq!(queue.len(), total);
+            let wire = drain(&mut queue, write_max);
+            assert_eq!(wire.len(), total, "write size {write_max}");
+            assert_eq!(decode(BytesMut::from(&wire[..])), expected(&items));
+            assert!(queue.is_empty());
+        }
+    }
+
+    #[test]
+    fn small_messages_share_one_chunk_and_blocks_are_not_copied() {
+        let mut queue = SendQueue::new();
+        let data = Bytes::from(vec![9u8; 16384]);
+        for piece in 0..10 {
+            queue.push(Outgoing::Message(Message::Have { piece }));
+        }
+        queue.push(Outgoing::Block {
+            piece: 0,
+            offset: 0,
+            data: data.clone(),
+        });
+        let mut slices = [IoSlice::new(&[]); IOV_MAX];
+        let used = queue.io_slices(&mut slices);
+        assert_eq!(
+            used, 2,
+            "haves and the piece header in one chunk, then the block"
+        );
+        assert_eq!(slices[0].len(), 10 * 9 + PIECE_HEADER_LEN);
+        assert_eq!(
+            slices[1].as_ptr(),
+            data.as_ptr(),
+            "block queued without a copy"
+        );
+    }
+
+    fn outgoing() -> impl proptest::strategy::Strategy<Value = Outgoing> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<u32>().prop_map(|piece| Outgoing::Message(Message::Have { piece })),
+            (any::<u32>(), any::<u32>(), 1..=16384u32).prop_map(|(piece, offset, length)| {
+                Outgoing::Message(Message::Request(BlockRef {
+                    piece,
+                    offset,
+                    length,
+                }))
+            }),
+            proptest::collection::vec(any::<u8>(), 0..3000)
+                .prop_map(|b| Outgoing::Message(Message::Bitfield(Bytes::from(b)))),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                proptest::collection::vec(any::<u8>(), 1..=16384)
+            )
+                .prop_map(|(piece, offset, data)| Outgoing::Block {
+                    piece,
+                    offset,
+                    data: Bytes::from(data),
+                }),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_sequence_and_write_sizes_round_trip(
+            items in proptest::collection::vec(outgoing(), 0..40),
+            write_max in 1usize..70_000,
+        ) {
+            let mut queue = SendQueue::new();
+            for item in items.clone() {
+                proptest::prop_assert!(queue.push(item));
+            }
+            let wire = drain(&mut queue, write_max);
+            proptest::prop_assert_eq!(decode(BytesMut::from(&wire[..])), expected(&items));
+        }
+    }
+}
