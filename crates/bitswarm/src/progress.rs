@@ -154,14 +154,14 @@ impl TransferProgress {
     /// Shows a new statistics snapshot.
     pub fn update(&self, stats: &bitswarm_runtime::TorrentStats) {
         let have = have_bytes(stats);
-        let state = match stats.state {
+        let activity = match stats.state {
             bitswarm_runtime::TorrentState::Checking { checked, total } => {
                 format!("checking {checked}/{total} pieces")
             }
             bitswarm_runtime::TorrentState::Seeding => "seeding".to_owned(),
             bitswarm_runtime::TorrentState::Paused => "paused".to_owned(),
             bitswarm_runtime::TorrentState::Failed => "failed".to_owned(),
-            _ => "downloading".to_owned(),
+            bitswarm_runtime::TorrentState::Downloading => "downloading".to_owned(),
         };
         let eta = stats
             .total_length
@@ -169,7 +169,7 @@ impl TransferProgress {
             .checked_div(stats.download_rate)
             .map_or_else(|| "-".to_owned(), |s| format!("{s}s"));
         let msg = format!(
-            "{state}, down {}/s, up {}/s, {} peers ({} seeds), ETA {eta}",
+            "{activity}, down {}/s, up {}/s, {} peers ({} seeds), ETA {eta}",
             units::bytes(stats.download_rate),
             units::bytes(stats.upload_rate),
             stats.peers,

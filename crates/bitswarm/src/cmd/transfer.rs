@@ -27,7 +27,7 @@ pub struct SwarmArgs {
     /// Where to accept peer connections (port 0 picks a free port).
     #[arg(long, default_value = "0.0.0.0:6881")]
     pub listen: SocketAddr,
-    /// The resume database (SQLite). Default: $XDG_DATA_HOME/bitswarm/state.sqlite.
+    /// The resume database (SQLite). Default: `$XDG_DATA_HOME/bitswarm/state.sqlite`.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Do not use the DHT (accepted now; the DHT arrives in a later release).
