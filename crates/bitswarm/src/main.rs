@@ -30,6 +30,8 @@ enum Command {
     Seed(cmd::seed::SeedArgs),
     /// Show bitswarm at work with nothing of your own: makes sample data, a torrent, and shows it.
     Demo(cmd::demo::DemoArgs),
+    /// Run a BitTorrent tracker (HTTP and UDP) until Ctrl-C; SIGHUP reloads its access list.
+    Tracker(cmd::tracker::TrackerArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Download(args) => cmd::download::run(&args),
         Command::Seed(args) => cmd::seed::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
+        Command::Tracker(args) => cmd::tracker::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

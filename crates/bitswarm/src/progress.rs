@@ -25,25 +25,34 @@ enum Display {
     Lines { last: Mutex<Instant> },
 }
 
+impl Display {
+    /// A bar drawn with `template` (its `{prefix}` is `label`) when stderr is a terminal,
+    /// otherwise plain lines.
+    fn new(total: u64, template: &str, label: &str) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return Self::Lines {
+                last: Mutex::new(Instant::now()),
+            };
+        }
+        let bar = ProgressBar::new(total);
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(label.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self::Bar(bar)
+    }
+}
+
 impl ByteProgress {
     /// Starts showing progress of `label` towards `total` bytes.
     pub fn new(label: &str, total: u64) -> Self {
-        let display = if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            let style = ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_message(label.to_owned());
-            bar.enable_steady_tick(Duration::from_millis(200));
-            Display::Bar(bar)
-        } else {
-            Display::Lines {
-                last: Mutex::new(Instant::now()),
-            }
-        };
+        let display = Display::new(
+            total,
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            label,
+        );
         Self {
             label: label.to_owned(),
             total,
@@ -119,35 +128,28 @@ fn rate(bytes: u64, secs: f64) -> u64 {
 
 /// Least time between two plain transfer progress lines.
 const PLAIN_TRANSFER_INTERVAL: Duration = Duration::from_secs(2);
+/// Time between repeated identical plain progress lines.
+const PLAIN_IDLE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Progress of a download or seed: percent, rates, peers, ETA.
 pub struct TransferProgress {
     label: String,
     display: Display,
+    last_line: Mutex<String>,
 }
 
 impl TransferProgress {
     /// Starts showing the transfer of `label`, `total` bytes in all.
     pub fn new(label: &str, total: u64) -> Self {
-        let display = if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::new(total);
-            let style = ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_prefix(label.to_owned());
-            bar.enable_steady_tick(Duration::from_millis(250));
-            Display::Bar(bar)
-        } else {
-            Display::Lines {
-                last: Mutex::new(Instant::now()),
-            }
-        };
+        let display = Display::new(
+            total,
+            "{prefix} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} {msg}",
+            label,
+        );
         Self {
             label: label.to_owned(),
             display,
+            last_line: Mutex::new(String::new()),
         }
     }
 
@@ -183,12 +185,23 @@ impl TransferProgress {
             Display::Lines { last } => {
                 let now = Instant::now();
                 let Ok(mut last) = last.lock() else { return };
-                if now.duration_since(*last) >= PLAIN_TRANSFER_INTERVAL {
+                let percent = (u64::from(stats.pieces_have) * 100)
+                    .checked_div(u64::from(stats.piece_count))
+                    .unwrap_or(100);
+                let line = format!("{}: {percent}% {msg}", self.label);
+                let Ok(mut said) = self.last_line.lock() else {
+                    return;
+                };
+                // A line every interval while something changes, every minute when idle.
+                let quiet = if *said == line {
+                    PLAIN_IDLE_INTERVAL
+                } else {
+                    PLAIN_TRANSFER_INTERVAL
+                };
+                if now.duration_since(*last) >= quiet {
                     *last = now;
-                    let percent = (u64::from(stats.pieces_have) * 100)
-                        .checked_div(u64::from(stats.piece_count))
-                        .unwrap_or(100);
-                    eprintln!("{}: {percent}% {msg}", self.label);
+                    eprintln!("{line}");
+                    *said = line;
                 }
             }
         }

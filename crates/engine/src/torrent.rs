@@ -235,6 +235,11 @@ impl Torrent {
         self.clock(now);
         if let Some(&slot) = self.keys.get(&key) {
             self.on_block_sent(slot, block);
+        } else {
+            // The peer left after the block was handed to its socket: it still counts as
+            // uploaded (its rate no longer matters).
+            let now_ms = self.now_ms();
+            self.upload.add(now_ms, u64::from(block.length));
         }
     }
 

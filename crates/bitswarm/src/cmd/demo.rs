@@ -1,10 +1,11 @@
-//! `bitswarm demo`: the README's first command. With nothing of the user's own it makes sample
-//! data, turns it into a torrent, shows what the torrent holds, then runs a seeder and a
-//! leecher on loopback and checks that every byte arrived. Later stages grow this into a whole
-//! swarm with a tracker.
+//! `bitswarm demo`: the README's first command. With nothing of the user's own it starts a
+//! tracker on loopback, makes sample data, turns it into a torrent, shows what the torrent
+//! holds, then runs a seeder and a leecher that find each other through the tracker, and checks
+//! that every byte arrived.
 
 use std::fs;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -43,6 +44,32 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 }
 
 fn demo_in(work: &Path, size_mib: u64) -> Result<()> {
+    let mut config = bitswarm_tracker_server::Config::default();
+    config.udp.addrs = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    config.http.addrs = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let tracker =
+        bitswarm_tracker_server::Server::start(&config).context("cannot start the demo tracker")?;
+    let udp = tracker
+        .udp_addrs()
+        .first()
+        .copied()
+        .context("the tracker has no UDP socket")?;
+    let http = tracker
+        .http_addrs()
+        .first()
+        .copied()
+        .context("the tracker has no HTTP socket")?;
+    println!("== a tracker on udp://{udp} and http://{http}/announce");
+    let result = demo_with_tracker(
+        work,
+        size_mib,
+        &[format!("udp://{udp}"), format!("http://{http}/announce")],
+    );
+    tracker.shutdown();
+    result
+}
+
+fn demo_with_tracker(work: &Path, size_mib: u64, trackers: &[String]) -> Result<()> {
     let data = work.join("sample");
     println!(
         "== making {size_mib} MiB of sample data in {}",
@@ -58,10 +85,7 @@ fn demo_in(work: &Path, size_mib: u64) -> Result<()> {
     create::run(&create::CreateArgs {
         path: data,
         output: Some(torrent.clone()),
-        trackers: vec![
-            "http://127.0.0.1:6969/announce".into(),
-            "udp://127.0.0.1:6969".into(),
-        ],
+        trackers: trackers.to_vec(),
         web_seeds: Vec::new(),
         piece_size: "auto".into(),
         private: false,
@@ -79,7 +103,7 @@ fn demo_in(work: &Path, size_mib: u64) -> Result<()> {
     })?;
     let download = work.join("download");
     println!(
-        "\n== a seeder and a leecher on 127.0.0.1: downloading into {}",
+        "\n== a seeder and a leecher on 127.0.0.1 meet through the tracker; downloading into {}",
         download.display()
     );
     transfer::block_on(swarm(&torrent, work, &download))?;
@@ -104,6 +128,7 @@ async fn swarm(torrent: &Path, work: &Path, download: &Path) -> Result<()> {
         .await?;
     transfer::wait_checked(&seed_handle, &meta.info.name).await?;
     println!("seeder listening on {}", seeder.listen_addr());
+    let seed_announce = transfer::start_announcing(&meta, &seeder, &seed_handle);
     let leecher = Session::start(SessionConfig::localhost()).context("cannot start the leecher")?;
     let handle = leecher
         .add_torrent(AddTorrent {
@@ -111,9 +136,10 @@ async fn swarm(torrent: &Path, work: &Path, download: &Path) -> Result<()> {
             layout: transfer::layout(&meta, &|_| true)?,
             save_path: download.to_path_buf(),
             resume: Resume::Fresh,
-            peers: vec![seeder.listen_addr()],
+            peers: Vec::new(),
         })
         .await?;
+    let leech_announce = transfer::start_announcing(&meta, &leecher, &handle);
     let progress = TransferProgress::new("leecher", meta.info.total_length());
     let mut stats = handle.watch_stats();
     let started = std::time::Instant::now();
@@ -129,6 +155,9 @@ async fn swarm(torrent: &Path, work: &Path, download: &Path) -> Result<()> {
     .await;
     progress.finish();
     let last = handle.stats();
+    for announce in [leech_announce, seed_announce].into_iter().flatten() {
+        announce.stop().await;
+    }
     leecher.shutdown().await;
     seeder.shutdown().await;
     let Ok(done) = finished else {

@@ -51,16 +51,20 @@ pub fn run(args: &DownloadArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     transfer::block_on(async {
         let running = transfer::start(&meta, layout, &args.output, &args.swarm, false).await?;
+        let complete_at_start = running.handle.stats().finished;
         let mut ending = transfer::run_until(&running, true).await?;
         if ending == Ending::Finished {
             println!("complete: {}", running.name);
+            if !complete_at_start {
+                running.announce_completed();
+            }
             if args.seed {
                 eprintln!("seeding {} until Ctrl-C", running.name);
                 ending = transfer::run_until(&running, false).await?;
             }
         }
         let stats = running.handle.stats();
-        running.session.shutdown().await;
+        running.shutdown().await;
         transfer::print_summary(&stats);
         if ending == Ending::Signalled && !stats.finished {
             bail!("interrupted; progress is saved, run the same command again to resume");

@@ -5,4 +5,5 @@ pub mod demo;
 pub mod download;
 pub mod info;
 pub mod seed;
+pub mod tracker;
 pub mod transfer;

@@ -31,7 +31,7 @@ pub fn run(args: &SeedArgs) -> Result<()> {
         let running = transfer::start(&meta, layout, &args.dir, &args.swarm, true).await?;
         transfer::run_until(&running, false).await?;
         let stats = running.handle.stats();
-        running.session.shutdown().await;
+        running.shutdown().await;
         transfer::print_summary(&stats);
         Ok(())
     })

@@ -1,12 +1,16 @@
 //! What `bitswarm download` and `bitswarm seed` share: turning a torrent into a runtime
 //! layout, the resume database, the session, progress display, signals and the summary line.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use bitswarm_announce::{
+    AnnounceConfig, AnnounceEvent, AnnounceHandle, AnnounceProgress, Announcer,
+};
 use bitswarm_metainfo::Metainfo;
 use bitswarm_runtime::{
     AddTorrent, FileSpec, Resume, ResumeDb, Session, SessionConfig, TorrentHandle, TorrentLayout,
@@ -44,6 +48,25 @@ pub struct Running {
     pub handle: TorrentHandle,
     pub db: Arc<ResumeDb>,
     pub name: String,
+    /// The tracker client, when the torrent names trackers.
+    pub announce: Option<AnnounceHandle>,
+}
+
+impl Running {
+    /// Tells the trackers the download completed (`completed` event).
+    pub fn announce_completed(&self) {
+        if let Some(announce) = &self.announce {
+            announce.completed();
+        }
+    }
+
+    /// Sends `stopped` to the trackers (bounded in time) and stops the session.
+    pub async fn shutdown(self) {
+        if let Some(announce) = self.announce {
+            announce.stop().await;
+        }
+        self.session.shutdown().await;
+    }
 }
 
 /// Builds the runtime's layout: one `FileSpec` per file, paths relative to `save_path`
@@ -123,12 +146,70 @@ pub async fn start(
     wait_checked(&handle, &meta.info.name).await?;
     // Printed once the data is checked and peers are served: scripts wait for this line.
     println!("listening on {}", session.listen_addr());
+    let announce = start_announcing(meta, &session, &handle);
     Ok(Running {
         session,
         handle,
         db,
         name: meta.info.name.clone(),
+        announce,
     })
+}
+
+/// Starts the tracker client for the torrent's tiers and feeds the peers it learns to the
+/// torrent; tracker warnings and refusals are shown once each.
+pub fn start_announcing(
+    meta: &Metainfo,
+    session: &Session,
+    handle: &TorrentHandle,
+) -> Option<AnnounceHandle> {
+    let tiers = meta.tracker_tiers();
+    if tiers.iter().all(Vec::is_empty) {
+        return None;
+    }
+    let config = AnnounceConfig::new(
+        tiers,
+        *meta.info_hash.as_bytes(),
+        session.peer_id().0,
+        session.listen_addr().port(),
+    );
+    let stats_source = handle.clone();
+    let progress = Arc::new(move || {
+        let s = stats_source.stats();
+        let per_piece = s.total_length.div_ceil(u64::from(s.piece_count.max(1)));
+        AnnounceProgress {
+            uploaded: s.uploaded,
+            downloaded: s.downloaded,
+            left: (u64::from(s.pieces_missing) * per_piece).min(s.total_length),
+        }
+    });
+    let (announce, mut events) = Announcer::spawn(config, progress);
+    let torrent = handle.clone();
+    tokio::spawn(async move {
+        let mut last_said: HashMap<String, String> = HashMap::new();
+        while let Some(event) = events.recv().await {
+            let (tracker, line) = match event {
+                AnnounceEvent::Peers(peers) => {
+                    torrent.add_peers(peers);
+                    continue;
+                }
+                AnnounceEvent::Warning { tracker, message } => {
+                    (tracker, format!("warning: {message}"))
+                }
+                AnnounceEvent::Failure { tracker, reason } => {
+                    (tracker, format!("refused: {reason}"))
+                }
+                AnnounceEvent::Error { tracker, error } => {
+                    (tracker, format!("unreachable: {error}"))
+                }
+            };
+            if last_said.get(&tracker) != Some(&line) {
+                eprintln!("tracker {tracker}: {line}");
+                last_said.insert(tracker, line);
+            }
+        }
+    });
+    Some(announce)
 }
 
 fn resume_for(

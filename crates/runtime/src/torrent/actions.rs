@@ -55,8 +55,9 @@ impl TorrentTask {
                 block_digests,
             } => self.verify_piece(now, piece, block_digests),
             Action::Disconnect { peer, reason } => {
-                if let Some(link) = self.links.remove(&peer) {
+                if let Some(mut link) = self.links.remove(&peer) {
                     tracing::debug!(addr = %link.addr, %reason, "disconnecting peer");
+                    self.count_deferred(now, peer, std::mem::take(&mut link.deferred));
                     self.links_changed();
                 }
             }

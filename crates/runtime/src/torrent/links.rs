@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bitswarm_engine::{PeerInfo, PeerKey};
+use bitswarm_wire::BlockRef;
 
 use super::{Command, Phase, TorrentTask};
 use crate::handshake;
@@ -52,6 +53,17 @@ impl TorrentTask {
     }
 
     /// Input from a connection's reader or writer.
+    /// Blocks that were on a closing link's socket queue while its `block_sent` waited for
+    /// `Drained`: the writer had them, so they count as uploaded (the peer most often closes
+    /// because it has everything, after receiving them).
+    pub(super) fn count_deferred(&mut self, now: Instant, key: PeerKey, deferred: Vec<BlockRef>) {
+        if let Some(engine) = &mut self.engine {
+            for block in deferred {
+                engine.block_sent(now, key, block);
+            }
+        }
+    }
+
     pub(super) fn peer_input(&mut self, now: Instant, input: PeerInput) {
         match input {
             PeerInput::Messages { key, messages } => {
@@ -65,8 +77,9 @@ impl TorrentTask {
                 }
             }
             PeerInput::Closed { key, reason } => {
-                if let Some(link) = self.links.remove(&key) {
+                if let Some(mut link) = self.links.remove(&key) {
                     tracing::debug!(addr = %link.addr, ?reason, "connection closed");
+                    self.count_deferred(now, key, std::mem::take(&mut link.deferred));
                     if let Some(engine) = &mut self.engine {
                         engine.peer_disconnected(now, key);
                     }

@@ -459,6 +459,8 @@ impl TorrentTask {
                 self.publish(now, true);
             }
             DiskEvent::Checkpointed { result } => {
+                // Whoever asked for a checkpoint reads the statistics next: make them current.
+                self.publish(now, true);
                 if let Some(reply) = self.checkpoints.pop_front() {
                     let _ = reply.send(result.map_err(RuntimeError::from));
                 }
