@@ -384,6 +384,12 @@ impl Torrent {
     /// expected; beyond those, too many end the connection.
     fn unrequested_block(&mut self, slot: u32, len: u64) {
         self.wasted += len;
+        self.unexpected_answer(slot);
+    }
+
+    /// Counts a block or reject that answers no outstanding request: covered by a cancel we
+    /// sent, or one more strike towards `unrequested_blocks_max` and a disconnect.
+    fn unexpected_answer(&mut self, slot: u32) {
         let max = self.config.unrequested_blocks_max;
         let Some(peer) = self.peer_mut(slot) else {
             return;
@@ -412,19 +418,7 @@ impl Torrent {
             self.remove_entry(slot, pos);
             return;
         }
-        let max = self.config.unrequested_blocks_max;
-        let Some(peer) = self.peer_mut(slot) else {
-            return;
-        };
-        if peer.cancel_credit > 0 {
-            peer.cancel_credit -= 1;
-            return;
-        }
-        peer.unrequested += 1;
-        if peer.unrequested > max {
-            let reason = DisconnectReason::Protocol(ProtocolViolation::UnrequestedBlocks);
-            self.disconnect(slot, reason);
-        }
+        self.unexpected_answer(slot);
     }
 
     /// Forgets every request to `slot` (choke without fast extension, disconnect, snub's
