@@ -4,7 +4,8 @@
 
 use bitswarm_tracker::http::head::parse_request_head;
 use bitswarm_tracker::http::query::{parse_announce_query, parse_scrape_query};
-use bitswarm_tracker::http::response::{parse_announce, parse_scrape};
+use bitswarm_tracker::client::http::parse_announce_response;
+use bitswarm_tracker::http::response::parse_scrape;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,6 +16,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = parse_announce_query(data);
     let _ = parse_scrape_query(data);
-    let _ = parse_announce(data);
+    let _ = parse_announce_response(data);
     let _ = parse_scrape(data);
 });

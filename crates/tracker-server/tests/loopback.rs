@@ -6,7 +6,8 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bitswarm_tracker::http::response::{parse_announce, parse_scrape, AnnounceResponse};
+use bitswarm_tracker::client::http::{parse_announce_response, HttpAnnounce, HttpReply};
+use bitswarm_tracker::http::response::parse_scrape;
 use bitswarm_tracker::udp::{emit_scrape_request, Response, ScrapeStats, TransactionId};
 use bitswarm_tracker::{Event, InfoHash};
 use bitswarm_tracker_server::config::AccessModeName;
@@ -53,12 +54,12 @@ fn udp_and_http_share_one_swarm() {
     let http = server.http_addrs()[0];
     let (status, body) = http_get(http, &announce_query(A, 7002, 100, "started"));
     assert_eq!(status, 200);
-    let AnnounceResponse::Ok {
+    let HttpReply::Announce(HttpAnnounce {
         peers,
         complete,
         incomplete,
         ..
-    } = parse_announce(&body).unwrap()
+    }) = parse_announce_response(&body).unwrap()
     else {
         panic!("failure: {}", String::from_utf8_lossy(&body))
     };
@@ -123,8 +124,8 @@ fn bad_requests_get_errors_and_are_counted() {
     let (status, body) = http_get(http, "/announce?info_hash=%zz");
     assert_eq!(status, 200, "BEP 3 errors travel as a failure reason");
     assert!(matches!(
-        parse_announce(&body),
-        Ok(AnnounceResponse::Failure(_))
+        parse_announce_response(&body),
+        Ok(HttpReply::Failure(_))
     ));
     let udp = UdpClient::connect(server.udp_addrs()[0]);
     let mut stale = UdpClient::connect(server.udp_addrs()[0]);
@@ -176,8 +177,8 @@ fn access_list_reloads_without_restart() {
     );
     let (_, body) = http_get(server.http_addrs()[0], &announce_query(B, 7002, 0, ""));
     assert_eq!(
-        parse_announce(&body).unwrap(),
-        AnnounceResponse::Failure("info-hash not allowed".into())
+        parse_announce_response(&body).unwrap(),
+        HttpReply::Failure("info-hash not allowed".into())
     );
 
     // An explicit reload (what SIGHUP does).

@@ -1,7 +1,5 @@
 //! HTTP tracker response bodies: bencode written straight into a buffer by the server (no
-//! tree built per announce), and parsed back by the client side.
-
-use std::net::{IpAddr, SocketAddr};
+//! tree built per announce), scrape bodies parsed back for tests (announce replies are parsed by `client::http`).
 
 use bitswarm_bencode::encode::{write_bytes, write_int};
 use bitswarm_bencode::{decode_with, Limits};
@@ -98,74 +96,6 @@ pub fn emit_scrape(out: &mut Vec<u8>, entries: &mut [(InfoHash, ScrapeStats)]) {
     out.extend_from_slice(b"ee");
 }
 
-/// A parsed announce response (the client side).
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum AnnounceResponse {
-    /// The tracker refused, saying why.
-    Failure(String),
-    /// The tracker answered.
-    Ok {
-        /// Seconds until the next regular announce.
-        interval_s: u32,
-        /// Seeders, if reported.
-        complete: Option<u32>,
-        /// Leechers, if reported.
-        incomplete: Option<u32>,
-        /// Every peer given, compact or dictionary form, IPv4 and IPv6.
-        peers: Vec<SocketAddr>,
-    },
-}
-
-/// Parses an announce response body.
-pub fn parse_announce(body: &[u8]) -> Result<AnnounceResponse, TrackerError> {
-    let value = decode_with(body, &Limits::MESSAGE)?;
-    let dict = value
-        .as_dict()
-        .ok_or(TrackerError::ResponseField("(top level)"))?;
-    if let Some(reason) = dict.get(b"failure reason") {
-        let text = reason
-            .as_bytes()
-            .ok_or(TrackerError::ResponseField("failure reason"))?;
-        return Ok(AnnounceResponse::Failure(
-            String::from_utf8_lossy(text).into_owned(),
-        ));
-    }
-    let count = |key: &'static str| -> Result<Option<u32>, TrackerError> {
-        dict.get(key.as_bytes())
-            .map(|v| {
-                v.as_int()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or(TrackerError::ResponseField(key))
-            })
-            .transpose()
-    };
-    let interval_s = count("interval")?.ok_or(TrackerError::ResponseField("interval"))?;
-    let mut peers = Vec::new();
-    match dict.get(b"peers") {
-        Some(v) if v.as_bytes().is_some() => {
-            let b = v.as_bytes().unwrap_or_default();
-            peers.extend(CompactPeers::new(b, false).iter());
-        }
-        Some(v) => {
-            let list = v.as_list().ok_or(TrackerError::ResponseField("peers"))?;
-            for p in list {
-                peers.push(dict_peer(p).ok_or(TrackerError::ResponseField("peers"))?);
-            }
-        }
-        None => {}
-    }
-    if let Some(v6) = dict.get(b"peers6") {
-        let b = v6.as_bytes().ok_or(TrackerError::ResponseField("peers6"))?;
-        peers.extend(CompactPeers::new(b, true).iter());
-    }
-    Ok(AnnounceResponse::Ok {
-        interval_s,
-        complete: count("complete")?,
-        incomplete: count("incomplete")?,
-        peers,
-    })
-}
-
 /// Parses a scrape response body into each swarm's counts, in info-hash order.
 pub fn parse_scrape(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeStats)>, TrackerError> {
     let value = decode_with(body, &Limits::MESSAGE)?;
@@ -202,11 +132,4 @@ pub fn parse_scrape(body: &[u8]) -> Result<Vec<(InfoHash, ScrapeStats)>, Tracker
         out.push((InfoHash::from_bytes(hash), s));
     }
     Ok(out)
-}
-
-fn dict_peer(p: &bitswarm_bencode::Value<'_>) -> Option<SocketAddr> {
-    let d = p.as_dict()?;
-    let ip: IpAddr = d.get(b"ip")?.as_str()?.parse().ok()?;
-    let port = u16::try_from(d.get(b"port")?.as_int()?).ok()?;
-    Some(SocketAddr::new(ip, port))
 }

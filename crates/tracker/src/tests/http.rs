@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use proptest::prelude::*;
 
+use crate::client::http::{parse_announce_response, HttpAnnounce, HttpReply};
 use crate::http::head::*;
 use crate::http::query::*;
 use crate::http::response::*;
@@ -202,21 +203,26 @@ fn announce_body_round_trips() {
         "10.0.0.2:80".parse().unwrap(),
         "[::1]:6881".parse().unwrap(),
     ];
-    let AnnounceResponse::Ok {
+    let HttpReply::Announce(HttpAnnounce {
         interval_s,
         complete,
         incomplete,
         peers,
-    } = parse_announce(&body).unwrap()
+        ..
+    }) = parse_announce_response(&body).unwrap()
     else {
         panic!("failure")
     };
-    assert_eq!((interval_s, complete, incomplete), (1800, Some(1), Some(2)));
+    assert_eq!(
+        (interval_s, complete, incomplete),
+        (Some(1800), Some(1), Some(2))
+    );
     assert_eq!(peers, expected);
     let mut body = Vec::new();
     emit_announce(&mut body, &reply, false);
     assert!(bitswarm_bencode::decode(&body).unwrap().is_canonical());
-    let AnnounceResponse::Ok { peers, .. } = parse_announce(&body).unwrap() else {
+    let HttpReply::Announce(HttpAnnounce { peers, .. }) = parse_announce_response(&body).unwrap()
+    else {
         panic!("failure")
     };
     assert_eq!(peers, expected);
@@ -228,8 +234,8 @@ fn failure_and_scrape_bodies() {
     emit_failure(&mut body, "info-hash not allowed");
     assert_eq!(body, b"d14:failure reason21:info-hash not allowede");
     assert_eq!(
-        parse_announce(&body),
-        Ok(AnnounceResponse::Failure("info-hash not allowed".into()))
+        parse_announce_response(&body),
+        Ok(HttpReply::Failure("info-hash not allowed".into()))
     );
     let s = ScrapeStats {
         seeders: 1,
@@ -259,7 +265,7 @@ proptest! {
         let _ = parse_announce_query(&bytes);
         let _ = parse_scrape_query(&bytes);
         let _ = parse_request_head(&bytes);
-        let _ = parse_announce(&bytes);
+        let _ = parse_announce_response(&bytes);
         let _ = parse_scrape(&bytes);
     }
 

@@ -8,8 +8,9 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use crate::access::{AccessList, AccessMode};
+use crate::client::http::{parse_announce_response, HttpAnnounce, HttpReply};
 use crate::http::query::percent_encode;
-use crate::http::response::{parse_announce, parse_scrape, AnnounceResponse};
+use crate::http::response::parse_scrape;
 use crate::server::{Handled, Refusal, ServerConfig, Tracker};
 use crate::swarm::{Stored, SwarmTable, TableConfig, TableStats};
 use crate::udp::*;
@@ -240,8 +241,8 @@ fn access_list_refuses_with_a_reason() {
     );
     assert_eq!(h, Handled::Refused(Refusal::AccessDenied));
     assert_eq!(
-        parse_announce(&body),
-        Ok(AnnounceResponse::Failure("info-hash not allowed".into()))
+        parse_announce_response(&body),
+        Ok(HttpReply::Failure("info-hash not allowed".into()))
     );
 }
 
@@ -287,12 +288,12 @@ fn http_announce_and_scrape() {
         &mut body,
         &mut Vec::new(),
     );
-    let AnnounceResponse::Ok {
+    let HttpReply::Announce(HttpAnnounce {
         peers,
         complete,
         incomplete,
         ..
-    } = parse_announce(&body).unwrap()
+    }) = parse_announce_response(&body).unwrap()
     else {
         panic!("failure")
     };
