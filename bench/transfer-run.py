@@ -6,7 +6,10 @@ For each run: the seed file is read once (page cache warm), the leecher's output
 state are removed, the seeder is started and waited for until it has checked its data, then
 the leecher is started with the seeder's address and timed until it reports completion.
 CPU seconds and peak RSS of each process come from wait4(2) (the rusage /usr/bin/time prints;
-taken directly so that SIGTERM reaches the seeder itself, not a wrapper).
+taken directly so that SIGTERM reaches the seeder itself, not a wrapper). The seeder's CPU
+seconds count from the moment it is ready: what it spent checking its data at start (hashing
+the whole file, for every contender) is read from /proc/PID/stat then and reported apart, as
+the ceiling's setup is not counted either.
 """
 import argparse
 import atexit
@@ -196,6 +199,12 @@ class Bitswarm:
     def first_byte(self, leecher):
         return None
 
+    def reported_ttfb(self, leecher):
+        """`bitswarm download` prints `first block after S s of connecting`: from the
+        handshake of the connection the first payload block came on to its arrival."""
+        hit = leecher.first(lambda tag, l: tag == "out" and l.startswith("first block after "))
+        return hit and float(hit[1].split()[3])
+
 
 class Libtorrent:
     name = "libtorrent"
@@ -223,6 +232,9 @@ class Libtorrent:
                             and not re.search(r"downloaded=0\b", l))
         return hit and hit[0]
 
+    def reported_ttfb(self, leecher):
+        return None
+
 
 def remove_outputs(a):
     shutil.rmtree(a.out_dir, ignore_errors=True)
@@ -246,6 +258,7 @@ def one_run(c, a, log_dir):
     os.sync()  # no writeback of earlier runs' data during this one
     warm(a.seed_file)
     seeder, addr = c.seeder(a, log_dir)
+    cpu_seed_ready = seeder.cpu_seconds()
     t0 = time.perf_counter()
     leecher = c.leecher(a, addr, log_dir)
     t_done, _ = leecher.wait_for(lambda tag, l: tag == "out" and l.startswith("complete:"),
@@ -262,12 +275,16 @@ def one_run(c, a, log_dir):
         sys.exit(f"transfer bench: {c.name}: {got} differs from the seeded file")
     t_conn = c.connected(leecher)
     t_first = c.first_byte(leecher)
+    reported = c.reported_ttfb(leecher)
     start = t_conn or t0
+    if reported is None and t_first:
+        reported = t_first - start
     return {
         "wall": t_done - start,
         "launch_wall": t_done - t0,
-        "ttfb": (t_first - start) if t_first else None,
-        "cpu_seed": cpu(s_ru), "cpu_leech": cpu(l_ru),
+        "ttfb": reported,
+        "cpu_seed": cpu(s_ru) - cpu_seed_ready, "cpu_seed_check": cpu_seed_ready,
+        "cpu_leech": cpu(l_ru),
         "rss_seed": s_ru.ru_maxrss / 1024, "rss_leech": l_ru.ru_maxrss / 1024,
         "anon_seed": seeder.peak_anon_kib / 1024, "anon_leech": leecher.peak_anon_kib / 1024,
     }
@@ -287,9 +304,10 @@ def run_ceiling(cmd, size_mib):
 
 
 def describe(name, r, size):
-    ttfb = f"{r['ttfb'] * 1000:.0f} ms" if r["ttfb"] is not None else "n/a"
+    ttfb = f"{r['ttfb'] * 1000:.1f} ms" if r["ttfb"] is not None else "n/a"
     return (f"{name:<11} {size / MIB / r['wall']:8.1f} MiB/s  wall {r['wall']:6.2f} s "
             f"(from launch {r['launch_wall']:6.2f} s)  cpu seed {r['cpu_seed']:5.2f} s "
+            f"(+ check {r['cpu_seed_check']:5.2f} s) "
             f"leech {r['cpu_leech']:5.2f} s  rss (anon) seed {r['rss_seed']:.0f} "
             f"({r['anon_seed']:.0f}) MiB leech {r['rss_leech']:.0f} ({r['anon_leech']:.0f}) MiB  "
             f"ttfb {ttfb}")
@@ -335,11 +353,12 @@ def report(results, ceiling, size):
     gib = size / (1 << 30)
     best = {name: min(runs, key=lambda r: r["wall"]) for name, runs in results.items()}
     print(f"\nbest of {len(next(iter(results.values())))} (by wall time):")
-    print("| contender | MiB/s | wall s | CPU s seeder | CPU s leecher | CPU s/GiB (both) "
+    print("| contender | MiB/s | wall s | CPU s seeder (after its check) | CPU s leecher "
+          "| CPU s/GiB (both) "
           "| peak RSS seeder MiB (anon) | peak RSS leecher MiB (anon) | time to first byte |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in best.items():
-        ttfb = f"{r['ttfb'] * 1000:.0f} ms" if r["ttfb"] is not None else "n/a"
+        ttfb = f"{r['ttfb'] * 1000:.1f} ms" if r["ttfb"] is not None else "n/a"
         print(f"| {name} | {size / MIB / r['wall']:.0f} | {r['wall']:.2f} | {r['cpu_seed']:.2f} "
               f"| {r['cpu_leech']:.2f} | {(r['cpu_seed'] + r['cpu_leech']) / gib:.2f} "
               f"| {r['rss_seed']:.0f} ({r['anon_seed']:.0f}) "
@@ -365,6 +384,14 @@ def report(results, ceiling, size):
         print("; ".join(parts))
     if top and lt:
         print(f"libtorrent/ceiling: throughput {size / MIB / lt['wall'] / top['rate']:.2f}")
+    if ceiling and all(c["cpu_per_gib"] for c in ceiling):
+        # Same-round pairs: on a loaded machine the load hits a round's contenders alike.
+        for name, runs in results.items():
+            ratios = sorted((r["cpu_seed"] + r["cpu_leech"]) / gib / c["cpu_per_gib"]
+                            for r, c in zip(runs, ceiling))
+            print(f"{name}/ceiling CPU per GiB, round by round (sorted): "
+                  + ", ".join(f"{x:.2f}" for x in ratios)
+                  + f"; median {ratios[len(ratios) // 2]:.2f}")
 
 
 if __name__ == "__main__":

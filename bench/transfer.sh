@@ -5,8 +5,11 @@
 # defaults otherwise), alternating round by round, best of RUNS; plus a reference ceiling if
 # CEILING_SCRIPT is set. Prints, per contender: MiB/s (payload / wall time from the leecher's
 # first connection, or its launch where the client does not report connecting, to its
-# `complete:` line), CPU seconds and peak RSS of seeder and leecher (wait4 rusage), time to
-# first byte where measurable, and ratios to libtorrent and to the ceiling.
+# `complete:` line), CPU seconds (the seeder's counted from the end of its start-up check of the
+# data, which is shown apart) and peak RSS of seeder and leecher (wait4 rusage), time to first
+# byte (bitswarm: the `first block after S s of connecting` line of `bitswarm download`, from
+# the handshake to the first payload block; libtorrent: from its dial to the first 50 ms stats
+# sample showing payload), and ratios to libtorrent and to the ceiling.
 #
 #   bench/transfer.sh                                   # 1 GiB, best of 3
 #   SIZE_MIB=256 RUNS=5 bench/transfer.sh

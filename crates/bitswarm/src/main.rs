@@ -2,6 +2,8 @@
 //! prints; every subcommand lives in its own module under `cmd/`.
 
 mod cmd;
+mod dht;
+mod magnet;
 mod progress;
 mod select;
 mod units;
@@ -32,6 +34,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Run a BitTorrent tracker (HTTP and UDP) until Ctrl-C; SIGHUP reloads its access list.
     Tracker(cmd::tracker::TrackerArgs),
+    /// Use the DHT directly: look peers up, announce, show the routing table, run a node.
+    Dht(cmd::dht::DhtArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => cmd::seed::run(&args),
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Tracker(args) => cmd::tracker::run(&args),
+        Command::Dht(args) => cmd::dht::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,11 +1,12 @@
 //! Progress for long work: an indicatif bar when stderr is a terminal, plain lines otherwise
 //! (at most one a second), so logs and CI output stay readable.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::units;
 
@@ -216,10 +217,113 @@ impl TransferProgress {
 }
 
 /// Approximate verified bytes: verified pieces times the piece size, capped at the total.
-fn have_bytes(stats: &bitswarm_runtime::TorrentStats) -> u64 {
+pub fn have_bytes(stats: &bitswarm_runtime::TorrentStats) -> u64 {
     if stats.piece_count == 0 {
         return 0;
     }
     let piece = stats.total_length.div_ceil(u64::from(stats.piece_count));
     (piece * u64::from(stats.pieces_have)).min(stats.total_length)
+}
+
+/// Several bars shown together, one row each (the demo's peers): indicatif's `MultiProgress`
+/// when stderr is a terminal, otherwise every row as a plain line, the whole block at most
+/// every `PLAIN_TRANSFER_INTERVAL`.
+pub struct MultiBars {
+    rows: Vec<Row>,
+    /// Drawn bars (terminal only; kept so they live as long as the rows).
+    multi: Option<MultiProgress>,
+    label_width: usize,
+    started: Instant,
+    last_block: Mutex<Option<Instant>>,
+}
+
+struct Row {
+    label: String,
+    bar: Option<ProgressBar>,
+    /// Percent and message for plain lines.
+    plain: Mutex<(u64, String)>,
+}
+
+impl MultiBars {
+    /// Starts one bar per label, each towards `total`.
+    pub fn new(labels: &[String], total: u64) -> Self {
+        let label_width = labels.iter().map(String::len).max().unwrap_or(0);
+        let multi = std::io::stderr().is_terminal().then(MultiProgress::new);
+        let template = format!("{{prefix:<{label_width}}} [{{bar:30}}] {{percent:>3}}% {{msg}}");
+        let style = ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let rows = labels
+            .iter()
+            .map(|label| Row {
+                label: label.clone(),
+                bar: multi.as_ref().map(|m| {
+                    let bar = m.add(ProgressBar::new(total));
+                    bar.set_style(style.clone());
+                    bar.set_prefix(label.clone());
+                    bar
+                }),
+                plain: Mutex::new((0, String::new())),
+            })
+            .collect();
+        Self {
+            rows,
+            multi,
+            label_width,
+            started: Instant::now(),
+            last_block: Mutex::new(None),
+        }
+    }
+
+    /// Sets row `row` to `done` of `total` with `message` beside it (shown at the next
+    /// [`MultiBars::draw`] in plain mode).
+    pub fn set(&self, row: usize, done: u64, total: u64, message: String) {
+        let Some(r) = self.rows.get(row) else { return };
+        if let Some(bar) = &r.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+            bar.set_message(message);
+        } else if let Ok(mut plain) = r.plain.lock() {
+            let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+            *plain = (percent, message);
+        }
+    }
+
+    /// In plain mode, prints every row if the interval has passed since the last block (or
+    /// at once with `force`); bars redraw themselves.
+    pub fn draw(&self, force: bool) {
+        if self.multi.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let Ok(mut last) = self.last_block.lock() else {
+            return;
+        };
+        if !force && last.is_some_and(|t| now.duration_since(t) < PLAIN_TRANSFER_INTERVAL) {
+            return;
+        }
+        *last = Some(now);
+        let secs = now.duration_since(self.started).as_secs_f64();
+        let mut block = String::new();
+        for r in &self.rows {
+            let Ok(plain) = r.plain.lock() else { continue };
+            let _ = writeln!(
+                block,
+                "[{secs:5.1} s] {:<width$} {:>3}% {}",
+                r.label,
+                plain.0,
+                plain.1,
+                width = self.label_width
+            );
+        }
+        eprint!("{block}");
+    }
+
+    /// Leaves the final state of every bar on the terminal (plain mode: prints a last block).
+    pub fn finish(&self) {
+        for bar in self.rows.iter().filter_map(|r| r.bar.as_ref()) {
+            bar.finish();
+        }
+        self.draw(true);
+    }
 }

@@ -43,6 +43,56 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size '{text}' is too large"))
 }
 
+/// Parses a rate in bytes per second such as `500K`, `2M`, `2MiB/s` (binary units, as
+/// [`parse_size`]; a trailing `/s` is allowed).
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    match parse_size(t) {
+        Ok(0) => Err(format!(
+            "rate '{text}' is zero; leave the option out for no limit"
+        )),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "'{text}' is not a rate (bytes per second: try 500K, 2M or a number)"
+        )),
+    }
+}
+
+/// Parses a duration such as `30m`, `3s`, `1h30m`, `2d`, `90` (seconds when no unit).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("'{text}' is not a duration (try 90s, 30m, 1h30m or 2d)");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let split = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (digits, tail) = rest.split_at(split);
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let secs = match unit.trim() {
+            "" | "s" | "sec" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(secs)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(bad)?;
+        rest = next;
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
 /// Formats seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian).
 pub fn utc_date(unix_secs: i64) -> String {
     let days = unix_secs.div_euclid(86_400);
@@ -82,6 +132,27 @@ mod tests {
         assert_eq!(utc_date(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc_date(1_795_698_139), "2026-11-26 13:02:19 UTC");
         assert_eq!(utc_date(-1), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn parses_rates_and_durations() {
+        assert_eq!(parse_rate("500K"), Ok(512_000));
+        assert_eq!(parse_rate("2M/s"), Ok(2 << 20));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert_eq!(parse_duration("3s"), Ok(std::time::Duration::from_secs(3)));
+        assert_eq!(
+            parse_duration("30m"),
+            Ok(std::time::Duration::from_secs(1800))
+        );
+        assert_eq!(
+            parse_duration("1h30m"),
+            Ok(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(parse_duration("90"), Ok(std::time::Duration::from_secs(90)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("3x").is_err());
+        assert!(parse_duration("m").is_err());
     }
 
     #[test]

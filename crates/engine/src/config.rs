@@ -66,6 +66,12 @@ pub struct TorrentConfig {
     /// Seed mode round robin: a peer keeps its unchoke across rechokes until it has received
     /// this many pieces' worth of data since it was unchoked (libtorrent: `seeding_piece_quota`).
     pub seed_quota_pieces: u32,
+    /// Super-seed (BEP 16) when the torrent starts complete: reveal one piece per peer so
+    /// each piece is uploaded about once (see `super_seed.rs`).
+    pub super_seeding: bool,
+    /// Peer exchange (BEP 11, `ut_pex`): tell peers whom we are connected to and take the
+    /// peers they tell us about. Never for a private torrent, whatever this says.
+    pub pex: bool,
 }
 
 impl Default for TorrentConfig {
@@ -94,6 +100,8 @@ impl Default for TorrentConfig {
             peer_timeout: Duration::from_secs(120),
             keepalive_interval: Duration::from_secs(60),
             seed_quota_pieces: 4,
+            super_seeding: false,
+            pex: true,
         }
     }
 }

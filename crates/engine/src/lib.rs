@@ -41,36 +41,57 @@
 //!   shared failure keeps per-block digests, the piece is re-downloaded by one peer, and the
 //!   senders of blocks that differ from the passing attempt are banned.
 //!
+//! - Super-seeding (`super_seed.rs`, BEP 16, off by default): a torrent complete from the
+//!   start hides its pieces and shows each peer one piece at a time, the next only once the
+//!   last has spread to another peer, so it uploads each piece about once.
+//!
+//! - Extensions (`extension.rs`, `pex.rs`): given the info dictionary
+//!   ([`Torrent::set_metadata`]) the torrent serves it (BEP 9, `ut_metadata`, requests
+//!   rate-limited per peer); PEX (BEP 11) tells each peer who joined and left every minute and
+//!   turns what peers tell into candidates. Neither for a private torrent
+//!   ([`Torrent::set_private`]). [`metadata::MetadataFetch`] is the other half of BEP 9: a
+//!   separate state machine that fetches the info dictionary of a magnet link from several
+//!   peers before a `Torrent` can exist.
+//!
 //! **Deliberately absent.** Sockets, framing, timers, storage and hashing are the runtime's;
-//! this crate never sees a file or a byte of the handshake. Metadata exchange (BEP 9), PEX
-//! (BEP 11) and the DHT port are not handled yet; extension handshakes advertise an empty `m`
-//! ([`UT_METADATA_ID`] and [`UT_PEX_ID`] are reserved for them). We do not send allowed-fast
-//! sets (that needs the info-hash), but honour the ones peers send.
+//! this crate never sees a file or a byte of the handshake, and never hashes metadata (the
+//! caller checks it against the info-hash). The DHT port is not handled. We do not send
+//! allowed-fast sets (that needs the info-hash), but honour the ones peers send.
 
 mod action;
 mod candidates;
 mod choker;
 mod config;
+mod extension;
 mod geometry;
 mod invariants;
 mod messages;
+pub mod metadata;
 mod partial;
 mod peer;
+mod pex;
 mod picker;
 mod rate;
 mod requests;
 mod smart_ban;
+mod super_seed;
 mod torrent;
 mod upload;
 mod verify;
 
 pub use action::{Action, BanReason, DisconnectReason, Event, ProtocolViolation, Verification};
 pub use config::{TorrentConfig, BLOCK_HOLDERS_MAX};
+pub use extension::{METADATA_REQUESTS_PER_SEC, METADATA_REQUEST_BURST};
 pub use geometry::{Geometry, BLOCK_LEN};
 pub use invariants::InvariantViolation;
 pub use peer::{PeerInfo, PeerKey, PeerStats};
+pub use pex::{
+    PEX_ADDED_MAX, PEX_DROPPED_MAX, PEX_FIRST_DELAY, PEX_INTERVAL, PEX_RECEIVED_ADDED_MAX,
+    PEX_RECEIVE_INTERVAL_MIN,
+};
 pub use rate::RATE_WINDOW_SECS;
 pub use smart_ban::{SUSPECT_ATTEMPTS_MAX, SUSPECT_PIECES_MAX};
+pub use super_seed::SUPER_SEED_SPREAD_WAIT_MAX;
 pub use torrent::{Torrent, TorrentStats, TICK_INTERVAL};
 
 /// The extended message id we will give `ut_metadata` (BEP 9) in our handshake's `m`.

@@ -78,6 +78,7 @@ impl Torrent {
         if now_seed {
             self.become_seed(slot);
         }
+        self.super_seed_have(slot, piece);
         self.after_announcement(slot);
     }
 
@@ -162,6 +163,7 @@ impl Torrent {
             self.disconnect(slot, DisconnectReason::BothSeeds);
             return;
         }
+        self.super_seed_announced(slot);
         self.update_interest(slot);
         self.fill_requests(slot);
     }
@@ -249,8 +251,8 @@ impl Torrent {
     }
 
     fn on_extended(&mut self, slot: u32, id: u8, payload: &Bytes) {
-        // Only the handshake is used so far; ut_metadata and ut_pex come later.
         if id != 0 {
+            self.on_extension_message(slot, id, payload);
             return;
         }
         let Ok(handshake) = ExtendedHandshake::parse(payload) else {
@@ -268,7 +270,8 @@ impl Torrent {
             peer.upload_only = upload_only;
         }
         if handshake.client.is_some() {
-            peer.client = handshake.client;
+            peer.client.clone_from(&handshake.client);
         }
+        self.on_peer_extensions(slot, &handshake);
     }
 }

@@ -37,6 +37,10 @@ pub struct PeerInfo {
 pub struct PeerStats {
     /// The peer's address.
     pub addr: SocketAddr,
+    /// The peer id from its handshake.
+    pub peer_id: [u8; 20],
+    /// We opened the connection.
+    pub outgoing: bool,
     /// We refuse its requests.
     pub am_choking: bool,
     /// We want pieces it has.
@@ -204,6 +208,8 @@ impl Peer {
     pub(crate) fn stats(&self, now_ms: u64) -> PeerStats {
         PeerStats {
             addr: self.info.addr,
+            peer_id: self.info.peer_id,
+            outgoing: self.info.outgoing,
             am_choking: self.am_choking,
             am_interested: self.am_interested,
             peer_choking: self.peer_choking,

@@ -154,11 +154,11 @@ fn greeting_says_what_we_have_and_advertises_reqq() {
     };
     let hs = ExtendedHandshake::parse(payload).unwrap();
     assert_eq!(hs.request_queue_len, Some(500));
-    assert!(hs.client.unwrap().starts_with("bitswarm"));
-    assert!(
-        hs.extensions.is_empty(),
-        "no extension advertised before it is implemented"
-    );
+    assert!(hs.client.as_deref().unwrap().starts_with("bitswarm"));
+    // PEX always; ut_metadata only once the torrent has its info dictionary to serve.
+    assert_eq!(hs.extension_id("ut_pex"), Some(crate::UT_PEX_ID));
+    assert_eq!(hs.extension_id("ut_metadata"), None);
+    assert_eq!(hs.metadata_size, None);
     assert_eq!(
         sent(&t.connect(B, false), B).len(),
         1,

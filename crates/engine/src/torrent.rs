@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bitswarm_wire::{Bitfield, BlockRef, ExtendedHandshake, Message};
+use bitswarm_wire::{Bitfield, BlockRef, Message};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
@@ -89,6 +89,10 @@ pub struct Torrent {
     pub(crate) upload: RateMeter,
     pub(crate) wasted: u64,
     pub(crate) hash_failures: u32,
+    /// Extension protocol state: metadata to serve, per-peer ids, PEX (`extension.rs`).
+    pub(crate) extensions: crate::extension::Extensions,
+    /// BEP 16 state (`super_seed.rs`); inactive unless configured and complete at start.
+    pub(crate) super_seed: crate::super_seed::SuperSeed,
 }
 
 impl Torrent {
@@ -118,6 +122,8 @@ impl Torrent {
         let picker_rng =
             SmallRng::from_rng(&mut rng).unwrap_or_else(|_| SmallRng::seed_from_u64(!rng_seed));
         let picker = Picker::new(geometry, &own, &wanted, picker_rng);
+        let super_seed =
+            crate::super_seed::SuperSeed::new(config.super_seeding && own.is_complete(), count);
         Self {
             smart_ban: SmartBan::new(config.hash_failures_ban),
             candidates: Candidates::new(config.peer_candidates_max),
@@ -145,6 +151,8 @@ impl Torrent {
             upload: RateMeter::default(),
             wasted: 0,
             hash_failures: 0,
+            extensions: crate::extension::Extensions::default(),
+            super_seed,
         }
     }
 
@@ -435,6 +443,7 @@ impl Torrent {
             return;
         };
         self.keys.remove(&peer.key);
+        self.extensions.peers.remove(&slot);
         self.free_peer_slots.push(slot);
         if peer.current != NONE
             && self
@@ -462,6 +471,7 @@ impl Torrent {
             }
             self.fill_unchoke_slots();
         }
+        self.super_seed_peer_left(slot);
     }
 
     /// Our bitfield (or have-all / have-none) and extension handshake.
@@ -469,7 +479,9 @@ impl Torrent {
         let Some(info) = self.peer(slot).map(|p| p.info.clone()) else {
             return;
         };
-        let bitfield = if info.fast && self.have.is_complete() {
+        let bitfield = if self.super_seed_greeting(slot) {
+            None
+        } else if info.fast && self.have.is_complete() {
             Some(Message::HaveAll)
         } else if info.fast && self.have.has_none() {
             Some(Message::HaveNone)
@@ -482,13 +494,7 @@ impl Torrent {
             self.send(slot, message);
         }
         if info.extensions {
-            let handshake = ExtendedHandshake {
-                port: self.config.listen_port,
-                client: Some(self.config.client_name.clone()),
-                request_queue_len: u32::try_from(self.config.peer_requests_max).ok(),
-                upload_only: self.is_finished().then_some(true),
-                ..ExtendedHandshake::default()
-            };
+            let handshake = self.our_extended_handshake();
             self.send(slot, handshake.to_message());
         }
     }
@@ -521,6 +527,8 @@ impl Torrent {
         for slot in self.peer_slots() {
             self.fill_requests(slot);
         }
+        self.pex_tick();
+        self.super_seed_tick();
         self.connect_more();
     }
 }

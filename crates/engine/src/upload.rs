@@ -11,7 +11,9 @@ impl Torrent {
     /// A request from the peer: queued if valid, we have the piece and the peer is unchoked;
     /// otherwise rejected (fast extension) or ignored, and counted.
     pub(crate) fn on_request(&mut self, slot: u32, block: BlockRef) {
-        let valid = self.geometry.is_valid_request(&block) && self.have.has(block.piece);
+        let valid = self.geometry.is_valid_request(&block)
+            && self.have.has(block.piece)
+            && self.super_seed_allows(slot, block.piece);
         let queue_max = self.config.peer_requests_max;
         let Some(peer) = slot_mut(&mut self.peers, slot) else {
             return;

@@ -1,4 +1,4 @@
-//! Whole-swarm behaviour in the deterministic simulator (`tests/sim`): transfers complete
+//! Whole-swarm behaviour in the deterministic simulator (`bitswarm-sim`): transfers complete
 //! with identical data, HAVE follows verification, peers trade with each other, corrupt
 //! peers are banned, chokers and endgame behave, and runs are bounded. Every run checks the
 //! engine invariants of every touched node after every step, and the harness checks the wire
@@ -9,23 +9,21 @@
 // Ratios and times are printed as floating point; precision beyond 2^52 bytes is moot.
 #![allow(clippy::cast_precision_loss)]
 
-mod sim;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bitswarm_engine::{BanReason, TorrentConfig};
-use sim::{Behaviour, NodeSpec, SeedGuard, Sim, SimError, SimSpec};
+use bitswarm_sim::{Behaviour, NodeSpec, SeedGuard, Sim, SimError, SimSpec};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
 fn run(name: &'static str, seed: u64, sim: &mut Sim) {
-    let _guard = SeedGuard(name, seed);
+    let _guard = SeedGuard::new(name, seed);
     sim.run_to_completion()
         .unwrap_or_else(|e| panic!("{name}, seed {seed}: {e}"));
-    for i in 0..sim.nodes.len() {
-        if sim.nodes[i].torrent.is_complete() {
+    for i in 0..sim.nodes().len() {
+        if sim.node(i).torrent().is_complete() {
             assert!(
                 sim.store_matches(i),
                 "{name}, seed {seed}: node {i}'s data differs"
@@ -42,22 +40,22 @@ fn secs(d: Option<Duration>) -> f64 {
 /// counted once.
 #[test]
 fn seeder_to_one_leecher() {
-    let seed = sim::seed_or(1);
+    let seed = bitswarm_sim::seed_or(1);
     let spec = SimSpec::new(seed, 64 * KIB as u32, 2 * MIB + 5000);
     let mut sim = Sim::new(
         spec,
         vec![NodeSpec::seeder().up(4 * MIB), NodeSpec::leecher()],
     );
     run("seeder_to_one_leecher", seed, &mut sim);
-    let stats = sim.nodes[1].torrent.stats();
+    let stats = sim.node(1).torrent().stats();
     assert_eq!(stats.pieces_have, stats.piece_count);
     assert_eq!(stats.hash_failures, 0);
     assert_eq!(stats.downloaded, 2 * MIB + 5000, "no block taken twice");
-    assert_eq!(sim.nodes[0].torrent.stats().uploaded, 2 * MIB + 5000);
+    assert_eq!(sim.node(0).torrent().stats().uploaded, 2 * MIB + 5000);
     println!(
         "seed {seed}: completed at {:.3} s in {} steps",
-        secs(sim.nodes[1].completed_at),
-        sim.steps
+        secs(sim.node(1).log().completed_at),
+        sim.steps()
     );
 }
 
@@ -65,7 +63,7 @@ fn seeder_to_one_leecher() {
 /// extension): all complete with identical data, and leechers upload to each other.
 #[test]
 fn seed_and_five_leechers_trade() {
-    for seed in sim::seeds(&[2, 3, 4]) {
+    for seed in bitswarm_sim::seeds(&[2, 3, 4]) {
         let spec = SimSpec::new(seed, 64 * KIB as u32, 4 * MIB);
         let mut nodes = vec![NodeSpec::seeder().up(MIB)];
         for (k, up) in [100, 200, 400, 600, 800].into_iter().enumerate() {
@@ -84,7 +82,7 @@ fn seed_and_five_leechers_trade() {
             .sum();
         let from_seed: u64 = (1..6).map(|j| sim.uploaded(0, j)).sum();
         let times: Vec<String> = (1..6)
-            .map(|i| format!("{:.1}", secs(sim.nodes[i].completed_at)))
+            .map(|i| format!("{:.1}", secs(sim.node(i).log().completed_at)))
             .collect();
         println!(
             "seed {seed}: leecher→leecher {} KiB, seed→leechers {} KiB, completion times {times:?} s",
@@ -97,7 +95,7 @@ fn seed_and_five_leechers_trade() {
         );
         // With the seed at 1 MiB/s, 5 × 4 MiB could not arrive within 20 s without trading.
         let last = (1..6)
-            .filter_map(|i| sim.nodes[i].completed_at)
+            .filter_map(|i| sim.node(i).log().completed_at)
             .max()
             .unwrap_or_default();
         assert!(
@@ -111,7 +109,7 @@ fn seed_and_five_leechers_trade() {
 /// invariants hold through every disconnect.
 #[test]
 fn churn_keeps_invariants() {
-    let seed = sim::seed_or(5);
+    let seed = bitswarm_sim::seed_or(5);
     let spec = SimSpec::new(seed, 32 * KIB as u32, 3 * MIB);
     let nodes = vec![
         NodeSpec::seeder().up(512 * KIB),
@@ -133,7 +131,7 @@ fn churn_keeps_invariants() {
     let mut sim = Sim::new(spec, nodes);
     run("churn_keeps_invariants", seed, &mut sim);
     assert!(
-        !sim.nodes[2].torrent.is_complete(),
+        !sim.node(2).torrent().is_complete(),
         "the leaver left before it could finish"
     );
 }
@@ -142,7 +140,7 @@ fn churn_keeps_invariants() {
 /// every leecher completes with correct data, the corrupt one is banned, no honest node is.
 #[test]
 fn corrupt_peer_is_banned() {
-    for seed in sim::seeds(&[6, 7, 8]) {
+    for seed in bitswarm_sim::seeds(&[6, 7, 8]) {
         let spec = SimSpec::new(seed, 64 * KIB as u32, 2 * MIB);
         let nodes = vec![
             NodeSpec::seeder().up(MIB),
@@ -155,11 +153,11 @@ fn corrupt_peer_is_banned() {
         ];
         let mut sim = Sim::new(spec, nodes);
         run("corrupt_peer_is_banned", seed, &mut sim);
-        let failures: u32 = sim.nodes.iter().map(|n| n.hash_failures).sum();
+        let failures: u32 = sim.nodes().iter().map(|n| n.log().hash_failures).sum();
         let reasons: Vec<BanReason> = sim
-            .nodes
+            .nodes()
             .iter()
-            .flat_map(|n| n.bans.iter().map(|(_, r)| *r))
+            .flat_map(|n| n.log().bans.iter().map(|(_, r)| *r))
             .collect();
         println!("seed {seed}: {failures} hash failures, bans {reasons:?}");
         assert!(
@@ -185,7 +183,7 @@ fn corrupt_peer_is_banned() {
 /// passes the corrupt seeder is convicted by its differing blocks (`BadBlock`).
 #[test]
 fn shared_piece_corruption_is_pinned_by_block_digests() {
-    for seed in sim::seeds(&[14, 15, 16]) {
+    for seed in bitswarm_sim::seeds(&[14, 15, 16]) {
         let spec = SimSpec::new(seed, MIB as u32, 2 * MIB);
         let nodes = vec![
             NodeSpec::seeder().up(MIB),
@@ -200,23 +198,25 @@ fn shared_piece_corruption_is_pinned_by_block_digests() {
             seed,
             &mut sim,
         );
-        let leecher = &sim.nodes[2];
+        let leecher = sim.node(2);
         println!(
             "seed {seed}: {} hash failures, bans {:?}",
-            leecher.hash_failures, leecher.bans
+            leecher.log().hash_failures,
+            leecher.log().bans
         );
         assert!(
-            leecher.hash_failures > 0,
+            leecher.log().hash_failures > 0,
             "seed {seed}: no corrupt block was used"
         );
-        let corrupt_ip = sim.nodes[1].addr.ip();
+        let corrupt_ip = sim.node(1).addr().ip();
         assert!(
             leecher
+                .log()
                 .bans
                 .iter()
                 .any(|(ip, r)| *ip == corrupt_ip && matches!(r, BanReason::BadBlock { .. })),
             "seed {seed}: corrupt seeder not convicted by digests: {:?}",
-            leecher.bans
+            leecher.log().bans
         );
         assert!(
             !sim.is_banned_by_anyone(0),
@@ -229,13 +229,14 @@ fn shared_piece_corruption_is_pinned_by_block_digests() {
 /// (virtual) of the connection: interest and unchoke happen at once, not at the next rechoke.
 #[test]
 fn first_request_within_100ms() {
-    let seed = sim::seed_or(9);
+    let seed = bitswarm_sim::seed_or(9);
     let spec = SimSpec::new(seed, 64 * KIB as u32, MIB);
     let nodes = vec![NodeSpec::seeder().up(4 * MIB), NodeSpec::leecher()];
     let mut sim = Sim::new(spec, nodes);
     run("first_request_within_100ms", seed, &mut sim);
-    let node = &sim.nodes[1];
-    let (Some(connected), Some(first)) = (node.connected_at, node.first_request_at) else {
+    let node = sim.node(1);
+    let (Some(connected), Some(first)) = (node.log().connected_at, node.log().first_request_at)
+    else {
         panic!("seed {seed}: never connected or never requested");
     };
     let delay = first.saturating_sub(connected);
@@ -253,7 +254,7 @@ fn first_request_within_100ms() {
 /// peers over a few optimistic intervals.
 #[test]
 fn optimistic_unchoke_rotates() {
-    let seed = sim::seed_or(10);
+    let seed = bitswarm_sim::seed_or(10);
     let mut spec = SimSpec::new(seed, 64 * KIB as u32, 8 * MIB);
     spec.time_max = Duration::from_secs(150);
     let observed = TorrentConfig {
@@ -268,15 +269,15 @@ fn optimistic_unchoke_rotates() {
         nodes.push(NodeSpec::leecher().up(64 * KIB));
     }
     let mut sim = Sim::new(spec, nodes);
-    let _guard = SeedGuard("optimistic_unchoke_rotates", seed);
+    let _guard = SeedGuard::new("optimistic_unchoke_rotates", seed);
     let mut optimistic = BTreeSet::new();
     let result = sim.run_until(|sim| {
-        for (_, s) in sim.nodes[1].torrent.peer_stats() {
+        for (_, s) in sim.node(1).torrent().peer_stats() {
             if s.optimistic {
                 optimistic.insert(s.addr.ip());
             }
         }
-        sim.now >= Duration::from_secs(120)
+        sim.now() >= Duration::from_secs(120)
     });
     result.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     println!(
@@ -300,7 +301,7 @@ fn optimistic_unchoke_rotates() {
 /// happened to hold the seeder's 30 s optimistic slot, not asserted.
 #[test]
 fn free_rider_gets_less() {
-    for seed in sim::seeds(&[11, 21, 31]) {
+    for seed in bitswarm_sim::seeds(&[11, 21, 31]) {
         let spec = SimSpec::new(seed, 64 * KIB as u32, 6 * MIB);
         let leecher_config = TorrentConfig {
             unchoke_slots: 2,
@@ -323,9 +324,9 @@ fn free_rider_gets_less() {
                 .behaviour(Behaviour::FreeRider),
         );
         let mut sim = Sim::new(spec, nodes);
-        let _guard = SeedGuard("free_rider_gets_less", seed);
+        let _guard = SeedGuard::new("free_rider_gets_less", seed);
         let contributors = 1..free_rider;
-        let total = |sim: &Sim, j: usize| sim.nodes[j].torrent.stats().downloaded as f64;
+        let total = |sim: &Sim, j: usize| sim.node(j).torrent().stats().downloaded as f64;
         let from_leechers = |sim: &Sim, j: usize| {
             (1..=free_rider)
                 .filter(|&i| i != j)
@@ -339,7 +340,7 @@ fn free_rider_gets_less() {
         let total_ratio = total(&sim, free_rider) / mean(&|j| total(&sim, j));
         println!(
             "seed {seed}: at half-way ({:.1} s) the free-rider got {leecher_ratio:.2}× a contributor's bytes from leechers, {total_ratio:.2}× in total",
-            sim.now.as_secs_f64()
+            sim.now().as_secs_f64()
         );
         assert!(
             leecher_ratio < 1.0,
@@ -353,7 +354,7 @@ fn free_rider_gets_less() {
 /// no block is asked of more than `endgame_duplicates_max` peers, and duplicates are cancelled.
 #[test]
 fn endgame_does_not_stall_behind_a_slow_peer() {
-    let seed = sim::seed_or(12);
+    let seed = bitswarm_sim::seed_or(12);
     let spec = SimSpec::new(seed, 64 * KIB as u32, 2 * MIB);
     let nodes = vec![
         NodeSpec::seeder().up(MIB),
@@ -362,11 +363,12 @@ fn endgame_does_not_stall_behind_a_slow_peer() {
     ];
     let mut sim = Sim::new(spec, nodes);
     run("endgame_does_not_stall_behind_a_slow_peer", seed, &mut sim);
-    let leecher = &sim.nodes[2];
-    let done = leecher.completed_at.unwrap_or_default();
+    let leecher = sim.node(2);
+    let done = leecher.log().completed_at.unwrap_or_default();
     let max_dup = leecher
+        .log()
         .requests_per_block
-        .values()
+        .iter()
         .copied()
         .max()
         .unwrap_or(0);
@@ -374,8 +376,8 @@ fn endgame_does_not_stall_behind_a_slow_peer() {
     println!(
         "seed {seed}: done at {:.2} s (2 MiB at 1 MiB/s + 8 KiB/s), {} requests, {} cancels, max requests per block {max_dup}, {} KiB from the slow seed",
         done.as_secs_f64(),
-        leecher.requests_sent,
-        leecher.cancels_sent,
+        leecher.log().requests_sent,
+        leecher.log().cancels_sent,
         from_slow / KIB
     );
     // The slow seed alone would need 256 s; the fast one about 2 s.
@@ -388,7 +390,7 @@ fn endgame_does_not_stall_behind_a_slow_peer() {
         "seed {seed}: a block was asked {max_dup} times"
     );
     assert!(
-        leecher.cancels_sent > 0,
+        leecher.log().cancels_sent > 0,
         "seed {seed}: no cancels in endgame"
     );
 }
@@ -397,7 +399,7 @@ fn endgame_does_not_stall_behind_a_slow_peer() {
 /// a step budget is honoured.
 #[test]
 fn runs_are_bounded() {
-    let seed = sim::seed_or(13);
+    let seed = bitswarm_sim::seed_or(13);
     let mut spec = SimSpec::new(seed, 64 * KIB as u32, MIB);
     spec.time_max = Duration::from_secs(30);
     let mut sim = Sim::new(spec.clone(), vec![NodeSpec::leecher(), NodeSpec::leecher()]);

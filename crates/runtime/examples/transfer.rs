@@ -278,6 +278,9 @@ fn add(
         save_path: save,
         resume,
         peers,
+        metadata: None,
+        private: false,
+        rate_limits: bitswarm_runtime::RateLimits::UNLIMITED,
     }
 }
 

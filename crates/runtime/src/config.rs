@@ -7,6 +7,8 @@ use std::time::Duration;
 use bitswarm_engine::TorrentConfig;
 use bitswarm_storage::{DISK_THREADS_DEFAULT, PIECE_BUFFER_BYTES_MAX_DEFAULT};
 
+use crate::rate_limit::RateLimits;
+
 /// The tunables of a [`Session`](crate::Session).
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -31,6 +33,10 @@ pub struct SessionConfig {
     /// Consecutive blocks asked of one peer are read from disk in one job of at most this
     /// many bytes.
     pub disk_read_coalesce_bytes_max: u32,
+    /// Serve blocks with `sendfile(2)` from the page cache (a disk thread makes each read
+    /// resident first) instead of reading them into memory and writing them to the socket:
+    /// no copies through user space. Linux only.
+    pub sendfile: bool,
     /// Kernel socket buffer sizes (`SO_SNDBUF`, `SO_RCVBUF`); `None` keeps the system's
     /// auto-tuning, which measured best on loopback.
     pub socket_buffer_bytes: Option<u32>,
@@ -53,6 +59,10 @@ pub struct SessionConfig {
     pub events_capacity: usize,
     /// Peer addresses remembered per torrent to reconnect after a pause.
     pub known_peers_max: usize,
+    /// Upload and download limits for all torrents together (each torrent may have its own
+    /// too, see [`AddTorrent::rate_limits`](crate::AddTorrent::rate_limits)); change them
+    /// while running with [`Session::set_rate_limits`](crate::Session::set_rate_limits).
+    pub rate_limits: RateLimits,
     /// The engine configuration every torrent starts from (`connections_max` and
     /// `listen_port` are filled in by the session).
     pub torrent: TorrentConfig,
@@ -70,6 +80,7 @@ impl Default for SessionConfig {
             peer_send_buffer_max: 4 << 20,
             read_buffer_bytes: 256 << 10,
             disk_read_coalesce_bytes_max: 256 << 10,
+            sendfile: true,
             socket_buffer_bytes: None,
             disk_threads: DISK_THREADS_DEFAULT,
             disk_job_queue_len_max: 128,
@@ -78,6 +89,7 @@ impl Default for SessionConfig {
             peer_input_queue_len_max: 8,
             events_capacity: 4096,
             known_peers_max: 2000,
+            rate_limits: RateLimits::UNLIMITED,
             torrent: TorrentConfig {
                 // Blocks being read from disk for one peer; a block leaves this count when it
                 // is queued on the socket, so this only has to cover the disk's latency.

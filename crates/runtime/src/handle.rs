@@ -7,11 +7,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bitswarm_engine::{PeerKey, PeerStats};
 use bitswarm_storage::{ResumeDb, ResumeSnapshot, StorageError, TorrentLayout};
 use bitswarm_wire::Bitfield;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::error::{Result, RuntimeError};
+use crate::rate_limit::{Limiters, RateLimits};
 use crate::torrent::Command;
 
 /// A torrent to add to a session.
@@ -29,6 +31,14 @@ pub struct AddTorrent {
     /// Peers to connect to at once (more can come later through
     /// [`TorrentHandle::add_peers`]).
     pub peers: Vec<SocketAddr>,
+    /// The info dictionary exactly as hashed for `info_hash`, served to peers that fetch it
+    /// (BEP 9, magnet links); `None` serves nothing.
+    pub metadata: Option<bytes::Bytes>,
+    /// A private torrent (BEP 27): no metadata serving, no PEX.
+    pub private: bool,
+    /// This torrent's upload and download limits, on top of the session's (change them
+    /// with [`TorrentHandle::set_rate_limits`]); `RateLimits::default()` for none.
+    pub rate_limits: RateLimits,
 }
 
 /// What the session may assume about the data on disk when a torrent is added.
@@ -137,6 +147,12 @@ pub enum TorrentEvent {
     },
     /// A disk operation failed; the torrent stopped ([`TorrentState::Failed`]).
     StorageFailed(Arc<StorageError>),
+    /// The first block of payload arrived, `after` the connection it came on completed its
+    /// handshake: the time to first byte. Sent once per torrent.
+    FirstBlock {
+        /// From the handshake's completion to the block's arrival.
+        after: std::time::Duration,
+    },
 }
 
 /// A handle to a torrent running in a session. Cheap to clone; every method is non-blocking
@@ -147,6 +163,7 @@ pub struct TorrentHandle {
     cmd: mpsc::UnboundedSender<Command>,
     stats: watch::Receiver<TorrentStats>,
     events: broadcast::Sender<TorrentEvent>,
+    rate_limits: Arc<Limiters>,
 }
 
 impl TorrentHandle {
@@ -155,13 +172,36 @@ impl TorrentHandle {
         cmd: mpsc::UnboundedSender<Command>,
         stats: watch::Receiver<TorrentStats>,
         events: broadcast::Sender<TorrentEvent>,
+        rate_limits: Arc<Limiters>,
     ) -> Self {
         Self {
             info_hash,
             cmd,
             stats,
             events,
+            rate_limits,
         }
+    }
+
+    /// Changes this torrent's upload and download limits (the session's apply as well);
+    /// its open connections are under the new limits at once.
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        self.rate_limits.set(limits);
+    }
+
+    /// This torrent's own limits now.
+    #[must_use]
+    pub fn rate_limits(&self) -> RateLimits {
+        self.rate_limits.get()
+    }
+
+    /// Waits until every byte queued for this torrent's peers before the call has been
+    /// written to their sockets (or their connections closed), at most `timeout`; `false` if
+    /// the time ran out. Payload counts in [`TorrentStats::uploaded`] when it is queued, so
+    /// call this before stopping on an upload figure (a share ratio): under an upload limit
+    /// several seconds of data may still be queued.
+    pub async fn flush_uploads(&self, timeout: std::time::Duration) -> bool {
+        self.rate_limits.flushed(timeout).await
     }
 
     /// The torrent's info-hash.
@@ -216,6 +256,17 @@ impl TorrentHandle {
             .send(Command::Checkpoint { db, reply })
             .map_err(|_| RuntimeError::Shutdown)?;
         answer.await.map_err(|_| RuntimeError::Shutdown)?
+    }
+
+    /// A snapshot of every connected peer, keyed by connection (a reconnect gets a new key):
+    /// its address, choke and interest state, rates and the payload bytes exchanged with it.
+    /// Empty while no engine runs (checking, paused).
+    pub async fn peer_stats(&self) -> Result<Vec<(PeerKey, PeerStats)>> {
+        let (reply, answer) = oneshot::channel();
+        self.cmd
+            .send(Command::PeerStats { reply })
+            .map_err(|_| RuntimeError::Shutdown)?;
+        answer.await.map_err(|_| RuntimeError::Shutdown)
     }
 
     /// Waits until the torrent has every wanted piece (or has stopped).

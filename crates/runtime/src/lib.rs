@@ -28,11 +28,16 @@
 //!   torrent that finds it full keeps its jobs and stops reading from peers), connections
 //!   (`connections_max`, `connections_per_torrent_max`, `half_open_max`).
 //! - **Block data is not copied** between the socket and the disk: a received block is a
-//!   slice of the connection's receive buffer all the way to the disk thread, and a served
-//!   block is the `Bytes` the disk read produced, sliced per block and written with the
-//!   13-byte header by one vectored write.
+//!   slice of the connection's receive buffer all the way to the disk thread. A served block
+//!   is sent with `sendfile(2)` from the page cache, which a disk thread filled first
+//!   (`Job::PrepareSend`), after its 13-byte header; with `SessionConfig::sendfile` off it is
+//!   the `Bytes` a disk read produced, written with its header by one vectored write.
 //! - **A peer's misbehaviour ends its connection, never the torrent**: framing errors close
 //!   the reader; the engine turns protocol violations into `Disconnect`.
+//! - **Rate limits** (`rate_limit.rs`): token buckets for the session and each torrent
+//!   ([`RateLimits`], changeable at run time); a writer takes upload tokens before each
+//!   write, a reader pays for each read before the next, in FIFO turns with the other
+//!   connections. With no limit set a connection only loads an atomic per read or write.
 //!
 //! # Deliberately absent
 //! No protocol decisions (those are the engine's), no tracker or DHT client (peers come in
@@ -44,17 +49,21 @@ mod error;
 mod handle;
 mod handshake;
 mod limits;
+mod magnet;
 mod peer;
+mod rate_limit;
 mod recv_buffer;
 mod send_queue;
 mod session;
 mod torrent;
 
-pub use bitswarm_engine::{Event, TorrentConfig};
+pub use bitswarm_engine::{Event, PeerKey, PeerStats, TorrentConfig};
 pub use bitswarm_storage::{FileSpec, ResumeDb, ResumeSnapshot, TorrentLayout};
 pub use bitswarm_wire::{Bitfield, PeerId};
 pub use config::SessionConfig;
 pub use error::{Result, RuntimeError};
 pub use handle::{AddTorrent, Resume, TorrentEvent, TorrentHandle, TorrentState, TorrentStats};
+pub use magnet::{FetchedMetadata, MetadataFetchHandle, PeerSink, METADATA_CONNECTIONS_MAX};
+pub use rate_limit::{RateLimits, RATE_MIN};
 pub use session::Session;
 pub use torrent::STATS_INTERVAL;

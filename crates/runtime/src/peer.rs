@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bitswarm_engine::PeerKey;
 use bitswarm_wire::{BlockRef, Frame, FrameDecoder, Handshake, Message, WireError};
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -20,8 +20,9 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::limits::ConnectionSlot;
+use crate::rate_limit::{ReadThrottle, Throttle, UploadCredit};
 use crate::recv_buffer::{ChunkPool, RecvBuffer};
-use crate::send_queue::{Outgoing, SendQueue, IOV_MAX};
+use crate::send_queue::{FileRange, Outgoing, SendQueue, IOV_MAX};
 
 /// Batches of outgoing items a writer may have waiting before it takes them.
 const WRITER_BATCHES_MAX: usize = 64;
@@ -90,8 +91,12 @@ pub(crate) struct PeerLink {
     send_buffer_max: usize,
     /// Blocks queued while over `send_buffer_max`, whose `block_sent` waits for `Drained`.
     pub deferred: Vec<BlockRef>,
+    /// When the handshake completed and the link started (for the time to first block).
+    pub connected_at: std::time::Instant,
     tasks: [AbortHandle; 2],
     _slot: ConnectionSlot,
+    /// The limits this link is under, and its torrent's count of bytes handed and written.
+    throttle: Throttle,
 }
 
 /// What a link needs from the session.
@@ -100,6 +105,8 @@ pub(crate) struct LinkLimits {
     /// Where receive buffers come from (`read_buffer_bytes` each).
     pub chunks: Arc<ChunkPool>,
     pub send_buffer_max: usize,
+    /// The session's and the torrent's rate limits.
+    pub throttle: Throttle,
 }
 
 impl PeerLink {
@@ -126,14 +133,18 @@ impl PeerLink {
                 key,
                 events.clone(),
                 limits.chunks,
+                ReadThrottle::new(limits.throttle.clone()),
             )
             .instrument(span.clone()),
         );
+        let credit = UploadCredit::new(limits.throttle.clone());
         let writer = tokio::spawn(
-            write_loop(write_half, out_rx, Arc::clone(&shared), key, events).instrument(span),
+            write_loop(write_half, out_rx, Arc::clone(&shared), key, events, credit)
+                .instrument(span),
         );
         Self {
             addr: conn.addr,
+            connected_at: std::time::Instant::now(),
             out,
             pending: Vec::new(),
             pending_bytes: 0,
@@ -142,6 +153,7 @@ impl PeerLink {
             deferred: Vec::new(),
             tasks: [reader.abort_handle(), writer.abort_handle()],
             _slot: conn.slot,
+            throttle: limits.throttle,
         }
     }
 
@@ -160,6 +172,7 @@ impl PeerLink {
         self.shared
             .queued
             .fetch_add(self.pending_bytes, Ordering::SeqCst);
+        self.throttle.handed(self.pending_bytes);
         self.pending_bytes = 0;
         // A closed writer reports `Closed` itself; what was queued is moot then.
         let _ = self.out.send(std::mem::take(&mut self.pending));
@@ -169,12 +182,14 @@ impl PeerLink {
     /// `Drained` once it has written the queue down to half.
     pub(crate) fn may_send_blocks(&self) -> bool {
         let queued = |s: &LinkShared| s.queued.load(Ordering::SeqCst) + self.pending_bytes;
-        if queued(&self.shared) <= self.send_buffer_max {
+        // Under an upload limit, less (see `Throttle::send_buffer_cap`).
+        let max = self.throttle.send_buffer_cap(self.send_buffer_max);
+        if queued(&self.shared) <= max {
             return true;
         }
         self.shared.waiting.store(true, Ordering::SeqCst);
         // The writer may have drained meanwhile without seeing `waiting`.
-        if queued(&self.shared) <= self.shared.low_watermark {
+        if queued(&self.shared) <= self.shared.low_watermark.min(max / 2) {
             self.shared.waiting.store(false, Ordering::SeqCst);
             return true;
         }
@@ -184,6 +199,9 @@ impl PeerLink {
 
 impl Drop for PeerLink {
     fn drop(&mut self) {
+        // What the writer still had will never be written: no one waits for it.
+        self.throttle
+            .written(self.shared.queued.load(Ordering::SeqCst));
         for task in &self.tasks {
             task.abort();
         }
@@ -198,6 +216,7 @@ async fn read_loop(
     key: PeerKey,
     events: mpsc::Sender<PeerInput>,
     chunks: Arc<ChunkPool>,
+    mut throttle: ReadThrottle,
 ) {
     let mut recv = RecvBuffer::new(buf, chunks);
     let reason = loop {
@@ -224,7 +243,7 @@ async fn read_loop(
             break reason;
         }
         recv.make_room();
-        match socket.read_buf(recv.buf()).await {
+        match throttle.read(&mut socket, recv.buf()).await {
             Ok(0) => break CloseReason::Eof,
             Ok(_) => {}
             Err(e) => break CloseReason::Io(e.kind()),
@@ -240,6 +259,7 @@ async fn write_loop(
     shared: Arc<LinkShared>,
     key: PeerKey,
     events: mpsc::Sender<PeerInput>,
+    mut credit: UploadCredit,
 ) {
     let mut queue = SendQueue::new();
     let mut batches = Vec::with_capacity(WRITER_BATCHES_MAX);
@@ -260,9 +280,16 @@ async fn write_loop(
                 shared.queued.fetch_sub(len, Ordering::SeqCst);
             }
         }
-        let written = {
+        let allowed = credit.allowance(queue.len()).await;
+        let written = if let Some(range) = queue.front_file().cloned() {
+            send_file(&socket, &range, allowed).await
+        } else {
             let mut slices = [io::IoSlice::new(&[]); IOV_MAX];
-            let used = queue.io_slices(&mut slices);
+            let used = if allowed == usize::MAX {
+                queue.io_slices(&mut slices)
+            } else {
+                queue.io_slices_max(&mut slices, allowed)
+            };
             socket.write_vectored(&slices[..used]).await
         };
         let n = match written {
@@ -279,12 +306,38 @@ async fn write_loop(
             }
         };
         queue.advance(n);
+        credit.spent(n);
         let left = shared
             .queued
             .fetch_sub(n, Ordering::SeqCst)
             .saturating_sub(n);
         if left <= shared.low_watermark && shared.waiting.swap(false, Ordering::SeqCst) {
             let _ = events.send(PeerInput::Drained { key }).await;
+        }
+    }
+}
+
+/// Sends up to `max` bytes of `range` with `sendfile`: from the page cache to the socket
+/// without a copy through user space. The disk thread made the range resident first
+/// (`Storage::prepare_send`), so this does not wait for the disk. `Ok(0)` means the file
+/// got shorter since.
+async fn send_file(socket: &OwnedWriteHalf, range: &FileRange, max: usize) -> io::Result<usize> {
+    let stream: &TcpStream = socket.as_ref();
+    let mut at = i64::try_from(range.offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let count = range.len.min(max);
+    loop {
+        stream.writable().await?;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile64(stream, &*range.file, Some(&mut at), count)
+                .map_err(io::Error::from)
+        });
+        match sent {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            other => return other,
         }
     }
 }

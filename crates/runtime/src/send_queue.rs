@@ -1,11 +1,15 @@
 //! What a connection's writer has to send, as a queue of byte chunks ready for one vectored
 //! write: small messages and piece headers are encoded back to back into one buffer (so a
 //! burst of requests or haves leaves in one segment), block data is queued as the `Bytes` the
-//! disk produced, never copied.
+//! disk produced, never copied. Blocks served from the page cache are queued as file ranges,
+//! which the writer hands to `sendfile` (so their bytes never enter user space).
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::IoSlice;
+use std::sync::Arc;
 
+use bitswarm_storage::ReadSegment;
 use bitswarm_wire::{Message, PieceHeader, PIECE_HEADER_LEN};
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -18,7 +22,7 @@ const COPY_PAYLOAD_MAX: usize = 1024;
 const SMALL_RESERVE: usize = 4096;
 
 /// One thing to send to a peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Outgoing {
     /// Any message but a block (the engine's `Send` actions).
     Message(Message),
@@ -31,6 +35,15 @@ pub(crate) enum Outgoing {
         /// The block.
         data: Bytes,
     },
+    /// A block to send from the page cache: its file runs (`Storage::prepare_send`).
+    FileBlock {
+        /// Piece index.
+        piece: u32,
+        /// Offset of the block in the piece.
+        offset: u32,
+        /// Where its bytes are, in order.
+        segments: Vec<ReadSegment>,
+    },
 }
 
 impl Outgoing {
@@ -39,6 +52,31 @@ impl Outgoing {
         match self {
             Self::Message(m) => m.encoded_len(),
             Self::Block { data, .. } => PIECE_HEADER_LEN + data.len(),
+            Self::FileBlock { segments, .. } => PIECE_HEADER_LEN + segments_len(segments),
+        }
+    }
+}
+
+/// A range of an open file, to be sent with `sendfile`.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRange {
+    pub file: Arc<File>,
+    pub offset: u64,
+    pub len: usize,
+}
+
+/// One entry of the queue: bytes in memory, or a file range.
+#[derive(Debug)]
+enum Chunk {
+    Mem(Bytes),
+    File(FileRange),
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        match self {
+            Self::Mem(bytes) => bytes.len(),
+            Self::File(range) => range.len,
         }
     }
 }
@@ -46,11 +84,21 @@ impl Outgoing {
 /// Chunks waiting to be written, oldest first.
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
-    chunks: VecDeque<Bytes>,
+    chunks: VecDeque<Chunk>,
     /// Small encoded bytes not yet sealed into a chunk.
     small: BytesMut,
     /// Bytes in `chunks` and `small`.
     len: usize,
+}
+
+/// Bytes in `segments`.
+fn segments_len(segments: &[ReadSegment]) -> usize {
+    segments
+        .iter()
+        .map(|s| match s {
+            ReadSegment::File { len, .. } | ReadSegment::Zeros { len } => *len as usize,
+        })
+        .sum()
 }
 
 impl SendQueue {
@@ -59,7 +107,6 @@ impl SendQueue {
     }
 
     /// Bytes waiting.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
@@ -100,8 +147,21 @@ impl SendQueue {
                 self.len += PIECE_HEADER_LEN;
                 self.push_payload(data);
             }
+            Outgoing::FileBlock {
+                piece,
+                offset,
+                segments,
+            } => return self.push_file_block(piece, offset, segments),
         }
         true
+    }
+
+    /// The file range at the front of the queue, if the next bytes to send are one.
+    pub(crate) fn front_file(&self) -> Option<&FileRange> {
+        match self.chunks.front() {
+            Some(Chunk::File(range)) => Some(range),
+            _ => None,
+        }
     }
 
     /// Fills `out` with slices from the front of the queue; returns how many.
@@ -109,7 +169,27 @@ impl SendQueue {
         self.seal();
         let mut used = 0;
         for (slot, chunk) in out.iter_mut().zip(self.chunks.iter()) {
+            let Chunk::Mem(chunk) = chunk else { break };
             *slot = IoSlice::new(chunk);
+            used += 1;
+        }
+        used
+    }
+
+    /// Like [`SendQueue::io_slices`], but the slices add up to at most `max` bytes (the
+    /// writer's upload allowance under a rate limit, see `rate_limit.rs`).
+    pub(crate) fn io_slices_max<'a>(&'a mut self, out: &mut [IoSlice<'a>], max: usize) -> usize {
+        self.seal();
+        let mut used = 0;
+        let mut left = max;
+        for (slot, chunk) in out.iter_mut().zip(self.chunks.iter()) {
+            let Chunk::Mem(chunk) = chunk else { break };
+            if left == 0 {
+                break;
+            }
+            let take = chunk.len().min(left);
+            *slot = IoSlice::new(&chunk[..take]);
+            left -= take;
             used += 1;
         }
         used
@@ -123,7 +203,13 @@ impl SendQueue {
                 break;
             };
             if n < front.len() {
-                front.advance(n);
+                match front {
+                    Chunk::Mem(bytes) => bytes.advance(n),
+                    Chunk::File(range) => {
+                        range.offset += n as u64;
+                        range.len -= n;
+                    }
+                }
                 break;
             }
             n -= front.len();
@@ -137,14 +223,45 @@ impl SendQueue {
             self.small.extend_from_slice(&payload);
         } else {
             self.seal();
-            self.chunks.push_back(payload);
+            self.chunks.push_back(Chunk::Mem(payload));
         }
+    }
+
+    fn push_file_block(&mut self, piece: u32, offset: u32, segments: Vec<ReadSegment>) -> bool {
+        let header = PieceHeader {
+            piece,
+            offset,
+            block_len: u32::try_from(segments_len(&segments)).unwrap_or(u32::MAX),
+        };
+        let Ok(header) = header.encode() else {
+            return false;
+        };
+        self.small.extend_from_slice(&header);
+        self.len += PIECE_HEADER_LEN;
+        for segment in segments {
+            match segment {
+                ReadSegment::File { file, offset, len } if len > 0 => {
+                    self.seal();
+                    self.len += len as usize;
+                    self.chunks.push_back(Chunk::File(FileRange {
+                        file,
+                        offset,
+                        len: len as usize,
+                    }));
+                }
+                ReadSegment::File { .. } => {}
+                // Pad files: rare, small.
+                ReadSegment::Zeros { len } => self.push_payload(Bytes::from(vec![0; len as usize])),
+            }
+        }
+        true
     }
 
     /// Moves the small bytes into a chunk of their own.
     fn seal(&mut self) {
         if !self.small.is_empty() {
-            self.chunks.push_back(self.small.split().freeze());
+            self.chunks
+                .push_back(Chunk::Mem(self.small.split().freeze()));
         }
     }
 
@@ -157,6 +274,8 @@ impl SendQueue {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::FileExt;
+
     use bitswarm_wire::{BlockRef, FrameDecoder, FrameLimits};
 
     use super::*;
@@ -166,6 +285,15 @@ mod tests {
         for _ in 0..1_000_000 {
             if queue.is_empty() {
                 break;
+            }
+            if let Some(range) = queue.front_file() {
+                // What `sendfile` would send: at most `write_max` bytes of the range.
+                let take = range.len.min(write_max);
+                let mut buf = vec![0; take];
+                range.file.read_exact_at(&mut buf, range.offset).unwrap();
+                wire.extend_from_slice(&buf);
+                queue.advance(take);
+                continue;
             }
             let mut slices = [IoSlice::new(&[]); IOV_MAX];
             let used = queue.io_slices(&mut slices);
@@ -209,7 +337,63 @@ mod tests {
                 id: 0,
                 payload: Bytes::from_static(b"d1:v4:teste"),
             }),
+            file_block(9, 0, &[(100, 16000), (0, 10), (5000, 374)]),
+            Outgoing::Message(Message::Have { piece: 4 }),
+            file_block(9, 16384, &[(40_000, 16384)]),
         ]
+    }
+
+    /// A file shared by the tests: byte `i` is `i * 7 % 251`.
+    fn test_file() -> Arc<File> {
+        static FILE: std::sync::OnceLock<Arc<File>> = std::sync::OnceLock::new();
+        Arc::clone(FILE.get_or_init(|| {
+            use std::io::Write;
+            let mut file = tempfile::tempfile().unwrap();
+            let data: Vec<u8> = (0..TEST_FILE_LEN).map(|i| (i * 7 % 251) as u8).collect();
+            file.write_all(&data).unwrap();
+            Arc::new(file)
+        }))
+    }
+
+    const TEST_FILE_LEN: usize = 65536;
+
+    /// A file block made of `(offset, len)` runs of the test file; a zero `offset` with a
+    /// length under 100 stands for a pad (zeros) run.
+    fn file_block(piece: u32, offset: u32, runs: &[(u64, u32)]) -> Outgoing {
+        let segments = runs
+            .iter()
+            .map(|&(at, len)| {
+                if at == 0 && len < 100 {
+                    ReadSegment::Zeros { len }
+                } else {
+                    ReadSegment::File {
+                        file: test_file(),
+                        offset: at,
+                        len,
+                    }
+                }
+            })
+            .collect();
+        Outgoing::FileBlock {
+            piece,
+            offset,
+            segments,
+        }
+    }
+
+    fn segment_bytes(segments: &[ReadSegment]) -> Bytes {
+        let mut out = Vec::new();
+        for segment in segments {
+            match segment {
+                ReadSegment::File { file, offset, len } => {
+                    let mut buf = vec![0; *len as usize];
+                    file.read_exact_at(&mut buf, *offset).unwrap();
+                    out.extend_from_slice(&buf);
+                }
+                ReadSegment::Zeros { len } => out.resize(out.len() + *len as usize, 0),
+            }
+        }
+        Bytes::from(out)
     }
 
     fn decode(mut wire: BytesMut) -> Vec<Message> {
@@ -238,6 +422,15 @@ mod tests {
                     piece,
                     offset,
                     data,
+                },
+                Outgoing::FileBlock {
+                    piece,
+                    offset,
+                    segments,
+                } => Message::Piece {
+                    piece,
+                    offset,
+                    data: segment_bytes(&segments),
                 },
             })
             .collect()
@@ -309,6 +502,12 @@ mod tests {
                     offset,
                     data: Bytes::from(data),
                 }),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                proptest::collection::vec((100..40_000u64, 0..=5000u32), 1..4)
+            )
+                .prop_map(|(piece, offset, runs)| file_block(piece, offset, &runs)),
         ]
     }
 

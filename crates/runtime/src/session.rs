@@ -17,6 +17,7 @@ use crate::error::{Result, RuntimeError};
 use crate::handle::{AddTorrent, TorrentHandle};
 use crate::handshake;
 use crate::limits::ConnectionLimit;
+use crate::rate_limit::{Limiters, RateLimits};
 use crate::recv_buffer::ChunkPool;
 use crate::torrent::{self, Command};
 
@@ -44,12 +45,16 @@ pub(crate) struct SessionShared {
     pub next_peer_key: AtomicU64,
     /// Receive buffers of every connection.
     pub chunks: Arc<ChunkPool>,
+    /// The session-wide rate limits every connection is under.
+    pub rate_limits: Arc<Limiters>,
     next_torrent_id: AtomicU64,
     torrents: Mutex<HashMap<[u8; 20], TorrentEntry>>,
     /// Disk completions are forwarded to the torrent with this id.
     routes: Mutex<HashMap<TorrentId, mpsc::UnboundedSender<Completion>>>,
     /// Taken at shutdown so the pool's threads are joined off the runtime.
     disk: Mutex<Option<Arc<DiskPool>>>,
+    /// Metadata fetches in progress (magnet links), by info-hash.
+    pub(crate) magnets: crate::magnet::MagnetTable,
 }
 
 /// A torrent as the session's table knows it.
@@ -96,10 +101,12 @@ impl Session {
             half_open: Semaphore::new(config.half_open_max),
             next_peer_key: AtomicU64::new(1),
             chunks: ChunkPool::new(config.read_buffer_bytes),
+            rate_limits: Limiters::new(config.rate_limits),
             next_torrent_id: AtomicU64::new(1),
             torrents: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             disk: Mutex::new(Some(Arc::new(pool))),
+            magnets: crate::magnet::MagnetTable::default(),
             config,
         });
         tracing::info!(%listen_addr, "session listening");
@@ -116,10 +123,27 @@ impl Session {
         self.shared.listen_addr
     }
 
+    /// What every task of the session shares (for sibling modules such as `magnet.rs`).
+    pub(crate) fn shared(&self) -> &Arc<SessionShared> {
+        &self.shared
+    }
+
     /// Our peer id.
     #[must_use]
     pub fn peer_id(&self) -> PeerId {
         self.shared.peer_id
+    }
+
+    /// Changes the session-wide upload and download limits (all torrents together); open
+    /// connections are under the new limits at once.
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        self.shared.rate_limits.set(limits);
+    }
+
+    /// The session-wide limits now.
+    #[must_use]
+    pub fn rate_limits(&self) -> RateLimits {
+        self.shared.rate_limits.get()
     }
 
     /// Peer connections open now (handshaking or established), all torrents together.

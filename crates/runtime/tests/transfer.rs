@@ -3,7 +3,7 @@
 
 mod common;
 
-use bitswarm_runtime::{Event, Resume, Session, TorrentEvent, TorrentState};
+use bitswarm_runtime::{Event, Resume, Session, SessionConfig, TorrentEvent, TorrentState};
 use common::{config, generate, wait_stats, within};
 
 /// File boundaries inside pieces, a file smaller than a block, a short last piece.
@@ -16,12 +16,27 @@ const FILES: &[(&str, usize)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_file_torrent_is_transferred_byte_for_byte() {
+    // The seeder serves with `sendfile` (the default): blocks that span files are sent as
+    // several file ranges.
+    transfer_multi_file(config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_file_torrent_is_transferred_byte_for_byte_without_sendfile() {
+    transfer_multi_file(SessionConfig {
+        sendfile: false,
+        ..config()
+    })
+    .await;
+}
+
+async fn transfer_multi_file(seed_config: SessionConfig) {
     let torrent = generate(FILES, 64 * 1024, 1);
     let seed_dir = tempfile::tempdir().unwrap();
     let leech_dir = tempfile::tempdir().unwrap();
     torrent.write_to(seed_dir.path());
 
-    let seeder = Session::start(config()).unwrap();
+    let seeder = Session::start(seed_config).unwrap();
     let seed = seeder
         .add_torrent(torrent.add(seed_dir.path(), Resume::Check, Vec::new()))
         .await
@@ -51,13 +66,19 @@ async fn multi_file_torrent_is_transferred_byte_for_byte() {
     assert!(s.downloaded >= 650_008, "downloaded {}", s.downloaded);
     torrent.assert_on_disk(leech_dir.path());
 
-    let mut verified = 0;
+    let (mut verified, mut first_blocks) = (0, 0);
     while let Ok(event) = events.try_recv() {
-        if let TorrentEvent::Engine(Event::PieceVerified(_)) = event {
-            verified += 1;
+        match event {
+            TorrentEvent::Engine(Event::PieceVerified(_)) => verified += 1,
+            TorrentEvent::FirstBlock { after } => {
+                first_blocks += 1;
+                assert!(after < common::WAIT, "first block after {after:?}");
+            }
+            _ => {}
         }
     }
     assert!(verified > 0, "piece events were broadcast");
+    assert_eq!(first_blocks, 1, "the first block is reported once");
     let up = wait_stats(&seed, "upload accounting", |s| s.uploaded >= 650_008).await;
     assert!(up.uploaded >= 650_008);
     leecher.shutdown().await;

@@ -257,6 +257,30 @@ fn evict_lru(state: &mut CacheState, capacity: usize) {
     }
 }
 
+/// Brings `len` bytes of `file` at `offset` into the page cache and waits until they are
+/// there, without copying them anywhere: `sendfile` to `/dev/null` makes the kernel look up
+/// (and read from disk if needed) each page and hand it to a sink that drops it. A later
+/// `sendfile` to a socket then finds the pages cached instead of waiting for the disk on the
+/// caller's thread. Short files are `UnexpectedEof`.
+pub(crate) fn make_resident(file: &File, offset: u64, len: u32) -> io::Result<()> {
+    static DEV_NULL: OnceLock<io::Result<File>> = OnceLock::new();
+    let sink = match DEV_NULL.get_or_init(|| File::options().write(true).open("/dev/null")) {
+        Ok(sink) => sink,
+        Err(e) => return Err(io::Error::new(e.kind(), "cannot open /dev/null")),
+    };
+    let mut at = i64::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let mut left = len as usize;
+    while left > 0 {
+        match nix::sys::sendfile::sendfile64(sink, file, Some(&mut at), left) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => left = left.saturating_sub(n),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Writes all of `bufs` at `offset` with as few `pwritev` calls as possible.
 pub(crate) fn write_all_at(
     file: &File,

@@ -37,6 +37,15 @@
 //! memory, and only if it matches, one `pwritev` per file run, then marking the piece
 //! verified. Payload bytes are copied once, into the page cache. A corrupt piece is never
 //! written. Past the budget, blocks are written through at once and re-read for hashing.
+//! Writes into one file are serialised (a striped lock by file index): two disk threads
+//! writing the same file at once made the kernel spin on its inode lock.
+//!
+//! # The read path (seeding)
+//! [`Job::Read`] copies a range into a fresh buffer (`pread`). [`Job::PrepareSend`] instead
+//! makes the range resident in the page cache on the disk thread (`sendfile` to `/dev/null`:
+//! page references only, no copy; a disk read, if one is needed, waits here) and answers with
+//! its file runs ([`ReadSegment`]), which a runtime hands to `sendfile(2)` on the socket: the
+//! bytes never enter user space.
 //!
 //! # Durability
 //! A piece is marked verified only after its `pwrite` returned. [`Storage::checkpoint`]

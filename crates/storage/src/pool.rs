@@ -15,7 +15,7 @@ use crate::checkpoint::ResumeSnapshot;
 use crate::error::{Result, StorageError};
 use crate::pieces::MemoryBudget;
 use crate::resume_db::{InfoHashV1, ResumeDb};
-use crate::storage::{Storage, TorrentId, WriteOutcome};
+use crate::storage::{ReadSegment, Storage, TorrentId, WriteOutcome};
 
 /// Default number of disk threads.
 pub const DISK_THREADS_DEFAULT: usize = 2;
@@ -82,6 +82,20 @@ pub enum Job {
         /// The caller's routing tag (e.g. which peer asked), returned untouched.
         tag: u64,
     },
+    /// Make a range resident in the page cache for sending it with `sendfile`; answers
+    /// `Event::SendReady` with the same `tag` (see `Storage::prepare_send`).
+    PrepareSend {
+        /// The torrent.
+        storage: Arc<Storage>,
+        /// Piece index.
+        piece: u32,
+        /// Offset in the piece.
+        offset: u32,
+        /// Length in bytes.
+        len: u32,
+        /// The caller's routing tag, returned untouched.
+        tag: u64,
+    },
     /// Hash a piece from disk and record the result; answers `Event::PieceDone`.
     Verify {
         /// The torrent.
@@ -121,6 +135,7 @@ impl Job {
         match self {
             Job::Write { storage, .. }
             | Job::Read { storage, .. }
+            | Job::PrepareSend { storage, .. }
             | Job::Verify { storage, .. }
             | Job::Check { storage, .. }
             | Job::Checkpoint { storage, .. } => storage,
@@ -133,6 +148,7 @@ impl std::fmt::Debug for Job {
         let kind = match self {
             Job::Write { .. } => "Write",
             Job::Read { .. } => "Read",
+            Job::PrepareSend { .. } => "PrepareSend",
             Job::Verify { .. } => "Verify",
             Job::Check { .. } => "Check",
             Job::Checkpoint { .. } => "Checkpoint",
@@ -195,6 +211,17 @@ pub enum Event {
         tag: u64,
         /// The bytes, or why not.
         result: Result<Bytes>,
+    },
+    /// A `PrepareSend` finished: the range's file runs, resident in the page cache.
+    SendReady {
+        /// Piece index.
+        piece: u32,
+        /// Offset in the piece.
+        offset: u32,
+        /// The caller's tag.
+        tag: u64,
+        /// Where the bytes are, or why not.
+        result: Result<Vec<ReadSegment>>,
     },
     /// A `Check` finished and was applied to the storage.
     CheckDone {
@@ -437,6 +464,18 @@ impl Shared {
                     result,
                 })
             }
+            Job::PrepareSend {
+                storage,
+                piece,
+                offset,
+                len,
+                tag,
+            } => Some(Event::SendReady {
+                piece,
+                offset,
+                tag,
+                result: storage.prepare_send(piece, offset, len),
+            }),
             Job::Verify { storage, piece } => Some(Event::PieceDone {
                 piece,
                 result: storage.verify_piece(piece),

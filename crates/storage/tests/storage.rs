@@ -226,6 +226,34 @@ fn pad_files_are_never_created_and_read_as_zeros() {
     // A recheck reads the pad as zeros too.
     let fresh = fx.storage();
     assert_eq!((0..3).filter(|&p| fresh.check_piece(p).unwrap()).count(), 3);
+
+    // For sendfile: the same runs, made resident; a file cut short since is an error.
+    let ready = storage.prepare_send(0, 40, 24).unwrap();
+    assert!(matches!(
+        ready[..],
+        [
+            ReadSegment::File {
+                offset: 40,
+                len: 10,
+                ..
+            },
+            ReadSegment::Zeros { len: 14 }
+        ]
+    ));
+    let ReadSegment::File { file, .. } = &ready[0] else {
+        unreachable!()
+    };
+    let mut head = [0u8; 10];
+    std::os::unix::fs::FileExt::read_exact_at(&**file, &mut head, 40).unwrap();
+    assert_eq!(head[..], storage.read_block(0, 40, 10).unwrap()[..]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fx.root().join("a"))
+        .unwrap()
+        .set_len(45)
+        .unwrap();
+    let short = storage.prepare_send(0, 40, 10).unwrap_err();
+    assert!(short.is_missing_data(), "{short:?}");
 }
 
 #[test]

@@ -2,25 +2,34 @@
 //! optionally keep seeding. Rerunning it resumes from the state database.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::info::load_torrent;
-use super::transfer::{self, Ending, SwarmArgs};
+use super::transfer::{self, Ending, SeedPolicy, SwarmArgs};
 use crate::select::FileSelection;
 
 /// Arguments of `bitswarm download`.
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
-    /// The .torrent file.
+    /// The .torrent file, or a magnet link ('magnet:?xt=urn:btih:...'): its info dictionary
+    /// is fetched from the peers of --peer, the link's x.pe and tr, and the DHT.
     pub torrent: PathBuf,
     /// The folder to download into.
     #[arg(short, long, default_value = ".")]
     pub output: PathBuf,
-    /// Keep seeding after the download completes, until Ctrl-C.
+    /// Keep seeding after the download completes, until Ctrl-C (or --seed-ratio/--seed-time).
     #[arg(long)]
     pub seed: bool,
+    /// With --seed: stop seeding once this process has uploaded R times the torrent's size
+    /// (e.g. 1.0 or 2.5); trackers are told `stopped`, progress is saved, exit status 0.
+    #[arg(long, value_name = "R", requires = "seed", value_parser = transfer::parse_ratio)]
+    pub seed_ratio: Option<f64>,
+    /// With --seed: stop after seeding this long (e.g. 90s, 30m, 1h30m).
+    #[arg(long, value_name = "DURATION", requires = "seed", value_parser = crate::units::parse_duration)]
+    pub seed_time: Option<Duration>,
     /// Download only these files: indices (0-based, as `bitswarm info --json` lists them),
     /// ranges like 2-5, or glob patterns like '*.iso'; comma-separated or repeated.
     #[arg(long = "files", value_name = "SPEC")]
@@ -31,7 +40,21 @@ pub struct DownloadArgs {
 
 /// Runs `bitswarm download`.
 pub fn run(args: &DownloadArgs) -> Result<()> {
+    if let Some(link) = crate::magnet::link_arg(&args.torrent)? {
+        let (meta, peers) = crate::magnet::fetch_blocking(&link, &args.swarm)?;
+        return download(args, &meta, peers);
+    }
     let meta = load_torrent(&args.torrent)?;
+    download(args, &meta, Vec::new())
+}
+
+/// Downloads `meta` (from a .torrent file, or fetched for a magnet link), connecting to
+/// `peers` besides those of `--peer`.
+fn download(
+    args: &DownloadArgs,
+    meta: &bitswarm_metainfo::Metainfo,
+    peers: Vec<std::net::SocketAddr>,
+) -> Result<()> {
     let selection = FileSelection::parse(&args.files)?;
     let paths: Vec<String> = meta.info.files.iter().map(|f| f.path.join("/")).collect();
     if !args.files.is_empty()
@@ -46,11 +69,12 @@ pub fn run(args: &DownloadArgs) -> Result<()> {
         );
     }
     let wanted = |i: usize| paths.get(i).is_some_and(|p| selection.selects(i, p));
-    let layout = transfer::layout(&meta, &wanted)?;
+    let layout = transfer::layout(meta, &wanted)?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     transfer::block_on(async {
-        let running = transfer::start(&meta, layout, &args.output, &args.swarm, false).await?;
+        let running = transfer::start(meta, layout, &args.output, &args.swarm, false).await?;
+        running.handle.add_peers(peers);
         let complete_at_start = running.handle.stats().finished;
         let mut ending = transfer::run_until(&running, true).await?;
         if ending == Ending::Finished {
@@ -60,7 +84,11 @@ pub fn run(args: &DownloadArgs) -> Result<()> {
             }
             if args.seed {
                 eprintln!("seeding {} until Ctrl-C", running.name);
-                ending = transfer::run_until(&running, false).await?;
+                let policy = SeedPolicy {
+                    ratio: args.seed_ratio,
+                    time: args.seed_time,
+                };
+                ending = transfer::seed_until(&running, &policy).await?;
             }
         }
         let stats = running.handle.stats();

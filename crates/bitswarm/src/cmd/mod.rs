@@ -2,6 +2,7 @@
 
 pub mod create;
 pub mod demo;
+pub mod dht;
 pub mod download;
 pub mod info;
 pub mod seed;

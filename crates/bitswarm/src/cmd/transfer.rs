@@ -13,12 +13,13 @@ use bitswarm_announce::{
 };
 use bitswarm_metainfo::Metainfo;
 use bitswarm_runtime::{
-    AddTorrent, FileSpec, Resume, ResumeDb, Session, SessionConfig, TorrentHandle, TorrentLayout,
-    TorrentState, TorrentStats,
+    AddTorrent, FileSpec, RateLimits, Resume, ResumeDb, Session, SessionConfig, TorrentEvent,
+    TorrentHandle, TorrentLayout, TorrentState, TorrentStats,
 };
 use bitswarm_storage::TorrentRecord;
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::broadcast;
 
 use crate::progress::{ByteProgress, TransferProgress};
 
@@ -34,11 +35,31 @@ pub struct SwarmArgs {
     /// The resume database (SQLite). Default: `$XDG_DATA_HOME/bitswarm/state.sqlite`.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Do not use the DHT (accepted now; the DHT arrives in a later release).
-    #[arg(long)]
-    pub no_dht: bool,
+    /// DHT options (`--no-dht`, `--dht-port`, `--dht-bootstrap`).
+    #[command(flatten)]
+    pub dht: crate::dht::DhtArgs,
+    /// Most bytes per second to upload, all peers together (e.g. 500K, 2M). Counts every
+    /// byte sent to peers, protocol overhead included. Unlimited when not given.
+    #[arg(long, value_name = "RATE", value_parser = crate::units::parse_rate)]
+    pub upload_limit: Option<u64>,
+    /// Most bytes per second to download, all peers together (e.g. 500K, 2M). Unlimited
+    /// when not given.
+    #[arg(long, value_name = "RATE", value_parser = crate::units::parse_rate)]
+    pub download_limit: Option<u64>,
 }
 
+impl SwarmArgs {
+    /// The session-wide rate limits asked for.
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits {
+            upload: self.upload_limit,
+            download: self.download_limit,
+        }
+    }
+}
+
+/// How long a seeding policy's stop waits for queued uploads to reach the peers.
+const UPLOAD_FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often progress is saved to the resume database while transferring.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -50,6 +71,8 @@ pub struct Running {
     pub name: String,
     /// The tracker client, when the torrent names trackers.
     pub announce: Option<AnnounceHandle>,
+    /// The DHT node and the torrent's announcement (none with `--no-dht` or when private).
+    pub dht: Option<crate::dht::TorrentDhtState>,
 }
 
 impl Running {
@@ -64,6 +87,9 @@ impl Running {
     pub async fn shutdown(self) {
         if let Some(announce) = self.announce {
             announce.stop().await;
+        }
+        if let Some(dht) = self.dht {
+            dht.shutdown().await;
         }
         self.session.shutdown().await;
     }
@@ -105,7 +131,8 @@ pub fn open_state(path: Option<&Path>) -> Result<Arc<ResumeDb>> {
     Ok(Arc::new(db))
 }
 
-fn default_state_path() -> Result<PathBuf> {
+/// `$XDG_DATA_HOME/bitswarm/state.sqlite` (or under `~/.local/share`).
+pub fn default_state_path() -> Result<PathBuf> {
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
@@ -122,6 +149,18 @@ pub async fn start(
     args: &SwarmArgs,
     check_existing: bool,
 ) -> Result<Running> {
+    start_with(meta, layout, save_path, args, check_existing, false).await
+}
+
+/// [`start`], super-seeding (BEP 16) when `super_seed` and the data is complete.
+pub async fn start_with(
+    meta: &Metainfo,
+    layout: TorrentLayout,
+    save_path: &Path,
+    args: &SwarmArgs,
+    check_existing: bool,
+    super_seed: bool,
+) -> Result<Running> {
     let db = open_state(args.state.as_deref())?;
     let info_hash = *meta.info_hash.as_bytes();
     let resume = resume_for(&db, info_hash, &layout, save_path, check_existing)?;
@@ -131,7 +170,7 @@ pub async fn start(
         added_at_unix: unix_now(),
     })
     .context("cannot record the torrent in the resume database")?;
-    let session = start_session(args.listen)?;
+    let session = start_session(args.listen, args.rate_limits(), super_seed)?;
     let peers = resolve_peers(&args.peers)?;
     let handle = session
         .add_torrent(AddTorrent {
@@ -140,6 +179,10 @@ pub async fn start(
             save_path: save_path.to_path_buf(),
             resume,
             peers,
+            rate_limits: RateLimits::UNLIMITED,
+            // Served to peers that have only the magnet link (BEP 9).
+            metadata: Some(meta.info_raw.clone().into()),
+            private: meta.info.private,
         })
         .await
         .context("cannot start the torrent")?;
@@ -147,13 +190,39 @@ pub async fn start(
     // Printed once the data is checked and peers are served: scripts wait for this line.
     println!("listening on {}", session.listen_addr());
     let announce = start_announcing(meta, &session, &handle);
+    let dht = start_dht(meta, args, &session, &handle).await?;
     Ok(Running {
         session,
         handle,
         db,
         name: meta.info.name.clone(),
         announce,
+        dht,
     })
+}
+
+/// Starts the DHT node (unless `--no-dht` or the torrent is private), announces the torrent
+/// with our listen port and feeds the peers found to it. Prints `dht listening on ADDR`.
+async fn start_dht(
+    meta: &Metainfo,
+    args: &SwarmArgs,
+    session: &Session,
+    handle: &TorrentHandle,
+) -> Result<Option<crate::dht::TorrentDhtState>> {
+    let state = match &args.state {
+        Some(p) => p.clone(),
+        None => default_state_path()?,
+    };
+    let torrent = handle.clone();
+    crate::dht::TorrentDhtState::start(
+        &args.dht,
+        meta.info.private,
+        *meta.info_hash.as_bytes(),
+        session.listen_addr(),
+        &state,
+        move |peers| torrent.add_peers(peers),
+    )
+    .await
 }
 
 /// Starts the tracker client for the torrent's tiers and feeds the peers it learns to the
@@ -236,11 +305,13 @@ fn resume_for(
     })
 }
 
-fn start_session(listen: SocketAddr) -> Result<Session> {
-    let config = SessionConfig {
+fn start_session(listen: SocketAddr, rate_limits: RateLimits, super_seed: bool) -> Result<Session> {
+    let mut config = SessionConfig {
         listen_addr: listen,
+        rate_limits,
         ..SessionConfig::default()
     };
+    config.torrent.super_seeding = super_seed;
     match Session::start(config.clone()) {
         Ok(s) => Ok(s),
         // The default port is taken (another client): take any free one, as libtorrent does.
@@ -279,14 +350,96 @@ pub enum Ending {
     Finished,
     /// SIGINT or SIGTERM.
     Signalled,
+    /// The seeding policy's share ratio was reached (`--seed-ratio`).
+    SeedRatio,
+    /// The seeding policy's time was reached (`--seed-time`).
+    SeedTime,
+}
+
+/// When to stop seeding (`--seed-ratio`, `--seed-time`); with neither, seeding goes on until
+/// a signal.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SeedPolicy {
+    /// Stop once the bytes uploaded by this process reach this many times the torrent's size.
+    pub ratio: Option<f64>,
+    /// Stop after seeding this long (counted from when seeding started in this process).
+    pub time: Option<Duration>,
+}
+
+impl SeedPolicy {
+    /// Which limit is reached after `seeded` of seeding with `stats`, if any.
+    fn reached(&self, stats: &TorrentStats, seeded: Duration) -> Option<Ending> {
+        if self.ratio.is_some_and(|r| share_ratio(stats) >= r) {
+            return Some(Ending::SeedRatio);
+        }
+        if self.time.is_some_and(|t| seeded >= t) {
+            return Some(Ending::SeedTime);
+        }
+        None
+    }
+}
+
+/// Bytes uploaded by this process over the torrent's size.
+#[allow(clippy::cast_precision_loss)] // a ratio for display and a threshold
+fn share_ratio(stats: &TorrentStats) -> f64 {
+    stats.uploaded as f64 / stats.total_length.max(1) as f64
+}
+
+/// Parses `--seed-ratio`: a positive finite number such as `1.0` or `2.5`.
+pub fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "'{text}' is not a share ratio (a positive number such as 1.0 or 2.5)"
+        )),
+    }
+}
+
+/// Seeds, showing progress, until a signal or until `policy` says stop; then says why.
+pub async fn seed_until(running: &Running, policy: &SeedPolicy) -> Result<Ending> {
+    let started = tokio::time::Instant::now();
+    let ending = run_loop(running, false, Some((policy, started))).await?;
+    if matches!(ending, Ending::SeedRatio | Ending::SeedTime) {
+        // Uploads count when queued: let the peers have what they were counted for.
+        running.handle.flush_uploads(UPLOAD_FLUSH_TIMEOUT).await;
+    }
+    let stats = running.handle.stats();
+    match ending {
+        Ending::SeedRatio => println!(
+            "stopping: share ratio {:.2} reached (uploaded {} of {}; --seed-ratio {})",
+            share_ratio(&stats),
+            stats.uploaded,
+            stats.total_length,
+            policy.ratio.unwrap_or_default()
+        ),
+        Ending::SeedTime => println!(
+            "stopping: seeded for {:.1} s (--seed-time {} s)",
+            started.elapsed().as_secs_f64(),
+            policy.time.unwrap_or_default().as_secs()
+        ),
+        Ending::Finished | Ending::Signalled => {}
+    }
+    Ok(ending)
 }
 
 /// Shows progress until the torrent finishes (when `until_finished`) or a signal arrives,
 /// saving progress to the database every few seconds.
 pub async fn run_until(running: &Running, until_finished: bool) -> Result<Ending> {
+    run_loop(running, until_finished, None).await
+}
+
+/// The loop of [`run_until`] and [`seed_until`]: also stops when the seeding policy (with
+/// the time seeding started) is met.
+async fn run_loop(
+    running: &Running,
+    until_finished: bool,
+    policy: Option<(&SeedPolicy, tokio::time::Instant)>,
+) -> Result<Ending> {
+    let deadline = policy.and_then(|(p, started)| p.time.map(|t| started + t));
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     let mut stats = running.handle.watch_stats();
+    let mut events = running.handle.events();
     let progress = TransferProgress::new(&running.name, running.handle.stats().total_length);
     let mut checkpoint = tokio::time::interval(CHECKPOINT_INTERVAL);
     checkpoint.tick().await;
@@ -300,16 +453,49 @@ pub async fn run_until(running: &Running, until_finished: bool) -> Result<Ending
         if until_finished && now.finished {
             break Ending::Finished;
         }
+        if let Some(reached) = policy.and_then(|(p, started)| p.reached(&now, started.elapsed())) {
+            break reached;
+        }
+        let policy_time = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             changed = stats.changed() => if changed.is_err() { bail!("the session stopped unexpectedly") },
+            () = policy_time => {}
             _ = interrupt.recv() => break Ending::Signalled,
             _ = terminate.recv() => break Ending::Signalled,
             _ = checkpoint.tick() => save(running).await?,
+            event = next_event(&mut events) => report_event(event.as_ref()),
         }
     };
     progress.finish();
     save(running).await?;
     Ok(ending)
+}
+
+/// The next torrent event (`None` after missed ones); pending forever once the torrent's
+/// event channel closed (the stats watch reports the end).
+async fn next_event(events: &mut broadcast::Receiver<TorrentEvent>) -> Option<TorrentEvent> {
+    match events.recv().await {
+        Ok(event) => Some(event),
+        Err(broadcast::error::RecvError::Lagged(_)) => None,
+        Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+    }
+}
+
+/// Prints the events scripts read: the time to first byte, as
+/// `first block after S.SSSS s of connecting` (from the handshake of the connection the first
+/// block of payload came on to that block's arrival).
+fn report_event(event: Option<&TorrentEvent>) {
+    if let Some(TorrentEvent::FirstBlock { after }) = event {
+        println!(
+            "first block after {:.4} s of connecting",
+            after.as_secs_f64()
+        );
+    }
 }
 
 /// Shows the check of data already on disk (if one runs) until it ends.

@@ -12,6 +12,7 @@ use bitswarm_wire::BlockRef;
 use super::{Command, Phase, TorrentTask};
 use crate::handshake;
 use crate::peer::{Connected, LinkLimits, PeerInput, PeerLink};
+use crate::rate_limit::Throttle;
 
 impl TorrentTask {
     /// A connection finished its handshake: start its tasks and tell the engine.
@@ -44,6 +45,10 @@ impl TorrentTask {
         let limits = LinkLimits {
             chunks: Arc::clone(&self.shared.chunks),
             send_buffer_max: self.shared.config.peer_send_buffer_max,
+            throttle: Throttle::new(
+                Arc::clone(&self.shared.rate_limits),
+                Arc::clone(&self.rate_limits),
+            ),
         };
         tracing::debug!(%addr, outgoing = conn.outgoing, ?key, "peer connected");
         let link = PeerLink::spawn(conn, key, self.peer_tx.clone(), limits);

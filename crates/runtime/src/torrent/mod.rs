@@ -28,6 +28,7 @@ use tracing::Instrument;
 use crate::error::{Result, RuntimeError};
 use crate::handle::{AddTorrent, Resume, TorrentEvent, TorrentHandle, TorrentState, TorrentStats};
 use crate::peer::{Connected, PeerInput, PeerLink};
+use crate::rate_limit::Limiters;
 use crate::session::{SessionShared, TorrentEntry};
 use disk::DiskQueue;
 use verify::VerifyTracker;
@@ -68,6 +69,10 @@ pub(crate) enum Command {
     },
     Shutdown {
         reply: oneshot::Sender<()>,
+    },
+    /// A snapshot of every connected peer (for display).
+    PeerStats {
+        reply: oneshot::Sender<Vec<(PeerKey, bitswarm_engine::PeerStats)>>,
     },
 }
 
@@ -115,6 +120,8 @@ pub(crate) struct TorrentTask {
     geometry: Geometry,
     wanted: Bitfield,
     engine_config: TorrentConfig,
+    /// The info dictionary to serve (BEP 9), and whether the torrent is private.
+    metadata: (Option<bytes::Bytes>, bool),
     engine: Option<Torrent>,
     phase: Phase,
     pause_after_check: bool,
@@ -144,6 +151,10 @@ pub(crate) struct TorrentTask {
     totals: (u64, u64),
     next_publish: Instant,
     publish_pending: bool,
+    /// The first block of payload was reported (`TorrentEvent::FirstBlock`).
+    first_block_seen: bool,
+    /// This torrent's own limits (its connections are also under the session's).
+    rate_limits: Arc<Limiters>,
 }
 
 /// Opens the storage, applies `add.resume` (blocking parts on the blocking pool) and builds
@@ -179,6 +190,8 @@ pub(crate) async fn prepare(
         have,
         check,
         peers: add.peers,
+        metadata: (add.metadata, add.private),
+        rate_limits: Limiters::new(add.rate_limits),
     };
     Ok(assemble(shared, pool, start))
 }
@@ -193,6 +206,9 @@ struct Start {
     have: Bitfield,
     check: Option<CheckScope>,
     peers: Vec<SocketAddr>,
+    /// The info dictionary to serve (BEP 9), and whether the torrent is private.
+    metadata: (Option<bytes::Bytes>, bool),
+    rate_limits: Arc<Limiters>,
 }
 
 /// Builds the task, its channels and its handle.
@@ -217,7 +233,13 @@ fn assemble(shared: Arc<SessionShared>, pool: Arc<DiskPool>, start: Start) -> Pr
     let initial = TorrentStats::initial(count, start.geometry.total_length, state);
     let (stats_tx, stats_rx) = watch::channel(initial);
     let (events, _) = broadcast::channel(shared.config.events_capacity);
-    let handle = TorrentHandle::new(start.info_hash, cmd_tx.clone(), stats_rx, events.clone());
+    let handle = TorrentHandle::new(
+        start.info_hash,
+        cmd_tx.clone(),
+        stats_rx,
+        events.clone(),
+        Arc::clone(&start.rate_limits),
+    );
     let peer_count = Arc::new(AtomicUsize::new(0));
     let entry = TorrentEntry {
         cmd: cmd_tx.clone(),
@@ -236,6 +258,7 @@ fn assemble(shared: Arc<SessionShared>, pool: Arc<DiskPool>, start: Start) -> Pr
         geometry: start.geometry,
         wanted: start.wanted,
         engine_config,
+        metadata: start.metadata,
         engine: None,
         phase: if start.check.is_some() {
             Phase::Checking
@@ -262,6 +285,8 @@ fn assemble(shared: Arc<SessionShared>, pool: Arc<DiskPool>, start: Start) -> Pr
         totals: (0, 0),
         next_publish: Instant::now(),
         publish_pending: false,
+        first_block_seen: false,
+        rate_limits: start.rate_limits,
     };
     task.remember(start.peers);
     Prepared {
@@ -431,6 +456,14 @@ impl TorrentTask {
                 let _ = reply.send(());
                 return false;
             }
+            Command::PeerStats { reply } => {
+                let peers = self
+                    .engine
+                    .as_ref()
+                    .map(|e| e.peer_stats().collect())
+                    .unwrap_or_default();
+                let _ = reply.send(peers);
+            }
         }
         true
     }
@@ -439,6 +472,7 @@ impl TorrentTask {
     fn completion(&mut self, now: Instant, event: DiskEvent) {
         match event {
             DiskEvent::Read { tag, result, .. } => self.read_done(now, tag, result),
+            DiskEvent::SendReady { tag, result, .. } => self.send_ready(now, tag, result),
             DiskEvent::PieceDone { piece, result } => match result {
                 Ok(()) => self.storage_verdict(now, piece, true),
                 Err(StorageError::PieceHashFailed { .. }) => {
@@ -495,6 +529,11 @@ impl TorrentTask {
         let seed = rand::random();
         let config = self.engine_config.clone();
         let mut engine = Torrent::new(self.geometry, have, config, seed, now);
+        let (metadata, private) = &self.metadata;
+        if let Some(metadata) = metadata {
+            engine.set_metadata(metadata.clone());
+        }
+        engine.set_private(*private);
         if self.wanted.count_ones() != count {
             engine.set_wanted(&self.wanted);
         }

@@ -91,6 +91,9 @@ impl Generated {
             save_path: save_path.to_path_buf(),
             resume,
             peers,
+            metadata: None,
+            private: false,
+            rate_limits: bitswarm_runtime::RateLimits::default(),
         }
     }
 }
