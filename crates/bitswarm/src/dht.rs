@@ -10,6 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bitswarm_dht_node::{DhtNode, DhtNodeConfig, DEFAULT_ROUTERS};
@@ -128,6 +129,55 @@ impl DhtTorrent {
     }
 }
 
+/// First wait before a lookup-only torrent looks again after a lookup that found no peer; it
+/// doubles up to [`SEARCH_RETRY_MAX`].
+const SEARCH_RETRY_MIN: Duration = Duration::from_secs(5);
+/// Longest wait between lookups of a lookup-only torrent.
+const SEARCH_RETRY_MAX: Duration = Duration::from_secs(120);
+
+impl DhtTorrent {
+    /// Looks `info_hash` up without announcing it (a magnet whose metadata is being fetched:
+    /// its listen address is not the one it will serve from), again and again while the
+    /// handle lives — after 5 s, doubling to 2 min, sooner again once a lookup finds peers —
+    /// and gives every peer found to `sink` (minus our own address `own`).
+    pub fn search(
+        node: &DhtNode,
+        info_hash: [u8; 20],
+        own: SocketAddr,
+        sink: impl Fn(Vec<SocketAddr>) + Send + 'static,
+    ) -> Self {
+        let node = node.clone();
+        let task = tokio::spawn(async move {
+            let mut wait = SEARCH_RETRY_MIN;
+            loop {
+                let Ok(mut lookup) = node.get_peers(info_hash).await else {
+                    return;
+                };
+                let mut found = false;
+                while let Some(batch) = lookup.recv().await {
+                    let peers: Vec<SocketAddr> = batch
+                        .peers
+                        .into_iter()
+                        .filter(|p| !is_own(*p, own))
+                        .collect();
+                    if !peers.is_empty() {
+                        found = true;
+                        sink(peers);
+                    }
+                }
+                if found {
+                    wait = SEARCH_RETRY_MIN;
+                }
+                tokio::time::sleep(wait).await;
+                if !found {
+                    wait = (wait * 2).min(SEARCH_RETRY_MAX);
+                }
+            }
+        });
+        Self { task }
+    }
+}
+
 impl Drop for DhtTorrent {
     fn drop(&mut self) {
         self.task.abort();
@@ -149,10 +199,12 @@ pub struct TorrentDhtState {
 
 impl TorrentDhtState {
     /// Starts the node (unless `--no-dht`, or the torrent is private) and announces the
-    /// torrent, feeding its peers to `sink`.
+    /// torrent (or, unless `announce`, only looks it up: see [`DhtTorrent::search`]), feeding
+    /// its peers to `sink`.
     pub async fn start(
         args: &DhtArgs,
         private: bool,
+        announce: bool,
         info_hash: [u8; 20],
         listen: SocketAddr,
         state: &Path,
@@ -167,7 +219,11 @@ impl TorrentDhtState {
         let Some(node) = start_node(args, listen, state)? else {
             return Ok(None);
         };
-        let torrent = DhtTorrent::start(&node, info_hash, listen, sink).await?;
+        let torrent = if announce {
+            DhtTorrent::start(&node, info_hash, listen, sink).await?
+        } else {
+            DhtTorrent::search(&node, info_hash, listen, sink)
+        };
         Ok(Some(Self { node, torrent }))
     }
 

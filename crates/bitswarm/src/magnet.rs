@@ -185,8 +185,11 @@ async fn start_dht(
         Some(p) => p.clone(),
         None => default_state_path().ok()?,
     };
+    // Look up only: the fetch's listen port closes when the metadata is in, so announcing it
+    // would send peers to a dead address; the download that follows announces its own.
     let started = crate::dht::TorrentDhtState::start(
         &args.dht,
+        false,
         false,
         info_hash,
         session.listen_addr(),

@@ -184,7 +184,8 @@ impl DhtNode {
     }
 
     /// Announces that we have the torrent, on `port` (`None`: the DHT socket's port, BEP 5
-    /// `implied_port`), now and every [`ANNOUNCE_INTERVAL`] until the returned
+    /// `implied_port`), now and every [`ANNOUNCE_INTERVAL`] (sooner, from 5 s doubling to 2 min,
+    /// while rounds find no peer) until the returned
     /// [`Announcement`] is dropped. Announcing a torrent again replaces the earlier one.
     pub async fn announce(&self, info_hash: [u8; 20], port: Option<u16>) -> Result<Announcement> {
         let (tx, peers) = mpsc::channel(PEER_QUEUE_LEN);

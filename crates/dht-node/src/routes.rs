@@ -15,6 +15,10 @@ pub(crate) const ANNOUNCED_MAX: usize = 10_000;
 /// Wait before trying again an announce round that reached no node at all (doubling up to
 /// [`ANNOUNCE_INTERVAL`]): the table was empty, the routers unreachable.
 pub(crate) const ANNOUNCE_RETRY_MIN: Duration = Duration::from_secs(5);
+/// Longest wait before looking again for a torrent whose last round reached nodes but found no
+/// peer: a magnet opened before anyone announced must not wait a full [`ANNOUNCE_INTERVAL`]
+/// for the first seeder (the wait starts at [`ANNOUNCE_RETRY_MIN`] and doubles up to this).
+pub(crate) const NO_PEERS_RETRY_MAX: Duration = Duration::from_secs(120);
 
 /// One announced torrent.
 struct Announced {
@@ -23,7 +27,7 @@ struct Announced {
     /// The round in progress.
     running: Option<LookupId>,
     next_at: Instant,
-    /// Wait after a round that reached nobody.
+    /// Wait after a round that reached nobody or found no peer.
     retry: Duration,
 }
 
@@ -152,9 +156,14 @@ impl Routes {
         if let Some(Sink::Round { info_hash }) = self.lookups.remove(&lookup) {
             if let Some(a) = self.announced.get_mut(&info_hash) {
                 a.running = None;
-                if summary.nodes_responded == 0 {
+                if summary.nodes_responded == 0 || summary.peers_found == 0 {
+                    let cap = if summary.nodes_responded == 0 {
+                        ANNOUNCE_INTERVAL
+                    } else {
+                        NO_PEERS_RETRY_MAX
+                    };
                     a.next_at = now + a.retry;
-                    a.retry = (a.retry * 2).min(ANNOUNCE_INTERVAL);
+                    a.retry = (a.retry * 2).min(cap);
                 } else {
                     a.next_at = now + ANNOUNCE_INTERVAL;
                     a.retry = ANNOUNCE_RETRY_MIN;
@@ -246,6 +255,30 @@ mod tests {
             0,
             "a dropped Announcement stops the rounds"
         );
+    }
+
+    #[test]
+    fn rounds_that_find_no_peer_repeat_within_two_minutes() {
+        let mut routes = Routes::default();
+        let t0 = Instant::now();
+        let (tx, _rx) = mpsc::channel(64);
+        assert!(routes.announce(t0, IH, None, tx));
+        let no_peers = LookupSummary {
+            peers_found: 0,
+            nodes_responded: 8,
+            announced_to: 8,
+        };
+        let mut waits = Vec::new();
+        for id in 1..=8 {
+            routes.round_started(IH, LookupId(id));
+            routes.done(t0, LookupId(id), no_peers);
+            waits.push(routes.next_due().map(|t| t - t0));
+        }
+        let secs: Vec<u64> = waits.iter().flatten().map(Duration::as_secs).collect();
+        assert_eq!(secs, vec![5, 10, 20, 40, 80, 120, 120, 120]);
+        routes.round_started(IH, LookupId(9));
+        routes.done(t0, LookupId(9), summary(8));
+        assert_eq!(routes.next_due(), Some(t0 + ANNOUNCE_INTERVAL));
     }
 
     #[test]

@@ -217,6 +217,7 @@ async fn start_dht(
     crate::dht::TorrentDhtState::start(
         &args.dht,
         meta.info.private,
+        true,
         *meta.info_hash.as_bytes(),
         session.listen_addr(),
         &state,

@@ -62,6 +62,23 @@ def parse_args():
     return p.parse_args()
 
 
+def loopback_dht_settings(bootstrap):
+    """The DHT settings described above, bootstrapped from `bootstrap` (HOST:PORT strings).
+    lt_magnet.py uses them too."""
+    return {
+        "enable_dht": True,
+        "dht_bootstrap_nodes": ",".join(bootstrap),
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_enforce_node_id": False,
+        "dht_ignore_dark_internet": False,
+        # libtorrent blocks an IP sending more than 5 DHT packets a second for 5 minutes,
+        # and sends at most 8000 B/s: every node here is 127.0.0.1.
+        "dht_block_ratelimit": 1000000,
+        "dht_upload_rate_limit": 10000000,
+    }
+
+
 def make_session(args):
     mask = (lt.alert.category_t.dht_notification
             | lt.alert.category_t.dht_operation_notification
@@ -72,16 +89,7 @@ def make_session(args):
         mask |= lt.alert.category_t.dht_log_notification
     settings = {
         "listen_interfaces": f"{args.listen}:0",
-        "enable_dht": True,
-        "dht_bootstrap_nodes": ",".join(args.bootstrap),
-        "dht_restrict_routing_ips": False,
-        "dht_restrict_search_ips": False,
-        "dht_enforce_node_id": False,
-        "dht_ignore_dark_internet": False,
-        # libtorrent blocks an IP sending more than 5 DHT packets a second for 5 minutes,
-        # and sends at most 8000 B/s: every node here is 127.0.0.1.
-        "dht_block_ratelimit": 1000000,
-        "dht_upload_rate_limit": 10000000,
+        **loopback_dht_settings(args.bootstrap),
         "enable_lsd": False,
         "enable_upnp": False,
         "enable_natpmp": False,
