@@ -122,6 +122,9 @@ pub enum DisconnectReason {
     TooManyPeers,
     /// A connection with this key is already open.
     DuplicateKey,
+    /// A connection to the same peer id is already open (both sides dialled, or a
+    /// re-announce); the newer connection is the one closed.
+    DuplicatePeer,
 }
 
 /// A protocol violation that ends a connection (never a panic, never an error unwinding the
@@ -175,6 +178,7 @@ impl fmt::Display for DisconnectReason {
             Self::Inactive => f.write_str("inactive"),
             Self::TooManyPeers => f.write_str("too many peers"),
             Self::DuplicateKey => f.write_str("duplicate connection key"),
+            Self::DuplicatePeer => f.write_str("already connected to this peer id"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! bounded, with retry back-off after failures, turned into `Connect` actions while the
 //! torrent has room for more connections.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -33,14 +33,14 @@ struct Candidate {
 #[derive(Debug, Default)]
 pub(crate) struct Candidates {
     max: usize,
-    known: HashMap<SocketAddr, Candidate>,
+    known: BTreeMap<SocketAddr, Candidate>,
 }
 
 impl Candidates {
     pub(crate) fn new(max: usize) -> Self {
         Self {
             max,
-            known: HashMap::new(),
+            known: BTreeMap::new(),
         }
     }
 
@@ -100,15 +100,14 @@ impl Candidates {
 
     /// Up to `budget` idle addresses due for an attempt, marked as connecting.
     fn take_due(&mut self, now: Instant, budget: usize) -> Vec<SocketAddr> {
-        let mut due: Vec<SocketAddr> = self
+        // In address order (a `BTreeMap`), so a swarm replays from its seed.
+        let due: Vec<SocketAddr> = self
             .known
             .iter()
             .filter(|(_, c)| c.state == State::Idle && c.next_attempt <= now)
             .map(|(addr, _)| *addr)
+            .take(budget)
             .collect();
-        // HashMap order is not deterministic across runs: sort so a swarm replays.
-        due.sort_unstable();
-        due.truncate(budget);
         for addr in &due {
             if let Some(c) = self.known.get_mut(addr) {
                 c.state = State::Connecting;

@@ -2,9 +2,13 @@
 //! gave us the most over the last ~20 s; ties by what we gave them, then current holders, then
 //! at random); once finished, libtorrent's round robin (a peer keeps its slot until it got its
 //! quota or its time slice, then the peers that waited longest come in). One optimistic slot on
-//! top, rotated every `optimistic_interval`, newcomers three times as likely. A peer that
-//! becomes interested is unchoked at once if a slot is free, so the first block flows within a
-//! round trip of connecting. The ranking functions are pure, over [`Candidate`] values.
+//! top, rotated every `optimistic_interval`, newcomers and peers holding almost nothing three
+//! times as likely. A peer that becomes interested is unchoked at once if a slot is free, so
+//! the first block flows within a round trip of connecting. Slots move on at a piece boundary
+//! as soon as their holder has had its quota and someone waits (`rotate_on_quota`): the seed's
+//! round robin and the optimistic slot do not wait for the next 10 s / 30 s timer, so peers
+//! with nothing get a piece, and start uploading it, sooner. The ranking functions are pure,
+//! over [`Candidate`] values.
 
 use std::cmp::Reverse;
 use std::time::Duration;
@@ -45,15 +49,15 @@ pub(crate) struct Candidate {
     pub(crate) tiebreak: u32,
 }
 
-/// Leecher mode order, best first: most downloaded from, interested, current holders, least
-/// uploaded to, random. Among peers that gave us equally (typically nothing), the one we gave
+/// Leecher mode order, best first: interested, most downloaded from, current holders, least
+/// uploaded to, random (a peer that wants nothing from us never outranks one that does). Among peers that gave us equally (typically nothing), the one we gave
 /// least goes first: ties rotate instead of rewarding whoever we already fed (a free-rider
 /// fresh from an optimistic unchoke would otherwise win every tie).
 pub(crate) fn rank_leecher(candidates: &mut [Candidate]) {
     candidates.sort_by_key(|c| {
         (
-            Reverse(c.downloaded_recent),
             !c.interested,
+            Reverse(c.downloaded_recent),
             !c.unchoked,
             c.uploaded_recent,
             c.tiebreak,
@@ -103,9 +107,10 @@ impl Torrent {
         self.try_unchoke_now(slot);
     }
 
-    /// The peer keeps its unchoke until the next rechoke, or until a newly interested peer
-    /// needs the slot: a good partner that is briefly not interested (it caught up with us)
-    /// does not lose its slot to whoever is waiting — and a free-rider is always waiting.
+    /// The peer keeps its unchoke until the next rechoke (which gives it to an interested
+    /// peer if one waits), or until a newly interested peer that gave us more needs the slot:
+    /// a good partner that is briefly not interested (it caught up with us) does not lose its
+    /// slot to whoever is waiting — and a free-rider is always waiting.
     pub(crate) fn on_not_interested(&mut self, slot: u32) {
         if let Some(peer) = self.peer_mut(slot) {
             peer.peer_interested = false;
@@ -113,9 +118,10 @@ impl Torrent {
     }
 
     /// Unchokes a newly interested peer at once if a regular slot is free, or held by a peer
-    /// that is not interested and gave us no more than this one did recently (so a partner
-    /// that caught up with us is not displaced by a peer that gives nothing); else takes the
-    /// optimistic slot if it is free or its holder is not interested.
+    /// that is not interested and gave us strictly less than this one did recently; else
+    /// takes the optimistic slot if it is free or its holder is not interested. Never on a
+    /// tie: both gave nothing, and a free-rider that toggles its interest would re-grab a
+    /// slot between rechokes (and a partner that caught up with us would lose its own).
     fn try_unchoke_now(&mut self, slot: u32) {
         let seed_mode = self.is_finished();
         let now_ms = self.now_ms();
@@ -133,7 +139,7 @@ impl Torrent {
             .iter()
             .enumerate()
             .filter_map(|(i, p)| Some((i as u32, p.as_ref()?)))
-            .filter(|(_, p)| idle(p) && !p.optimistic && given(p) <= newcomer_gave)
+            .filter(|(_, p)| idle(p) && !p.optimistic && given(p) < newcomer_gave)
             .min_by_key(|(_, p)| given(p))
             .map(|(i, _)| i);
         let idle_optimistic = self.peer(self.optimistic).is_some_and(idle);
@@ -148,6 +154,51 @@ impl Torrent {
             self.choke_peer(self.optimistic);
             self.unchoke_peer(slot, true);
         }
+    }
+
+    /// Before `slot` is handed a block that starts a new piece: if it has had its share
+    /// since it was unchoked (blocks sent and in flight) and a choked peer is waiting, the
+    /// slot moves on now instead of at the next rechoke or optimistic rotation; returns
+    /// whether `slot` was choked. Seed mode, regular slot: `seed_quota_pieces` pieces' worth,
+    /// then the round robin runs (4 slots rotated every 10 s serve 20 leechers once in 40 s,
+    /// while each could be uploading what it got). Optimistic slot, either mode:
+    /// `optimistic_quota_pieces` pieces' worth, then another peer gets it — a peer with
+    /// nothing becomes an uploader as soon as it holds one piece. Only at a piece boundary: a
+    /// peer choked mid-piece holds a partial piece that perhaps only we can complete.
+    pub(crate) fn rotate_on_quota(&mut self, slot: u32) -> bool {
+        let seed_mode = self.is_finished();
+        let piece = u64::from(self.geometry.piece_length);
+        let (seed_quota, optimistic_quota) = (
+            u64::from(self.config.seed_quota_pieces) * piece,
+            u64::from(self.config.optimistic_quota_pieces) * piece,
+        );
+        let Some(peer) = self.peer(slot) else {
+            return false;
+        };
+        let in_flight = peer.upload_in_flight as u64 * u64::from(crate::BLOCK_LEN);
+        let given = peer.upload.total() - peer.uploaded_at_unchoke + in_flight;
+        let rotate_regular =
+            seed_mode && !peer.am_choking && !peer.optimistic && given >= seed_quota;
+        let rotate_optimistic =
+            optimistic_quota > 0 && peer.optimistic && given >= optimistic_quota;
+        if !(rotate_regular || rotate_optimistic) {
+            return false;
+        }
+        let waiting = self
+            .peers
+            .iter()
+            .flatten()
+            .any(|p| p.am_choking && p.peer_interested);
+        if !waiting {
+            return false;
+        }
+        if rotate_optimistic {
+            self.rotate_optimistic();
+        } else {
+            self.choke_peer(slot);
+            self.fill_unchoke_slots();
+        }
+        self.peer(slot).is_none_or(|p| p.am_choking)
     }
 
     pub(crate) fn choke_peer(&mut self, slot: u32) {
@@ -201,15 +252,13 @@ impl Torrent {
             let Some(peer) = peer else {
                 continue;
             };
-            let downloaded_recent = peer.download.bytes_in(now_ms, RATE_WINDOW_SECS);
-            // While downloading, a peer that gave us data recently stays a candidate even when
-            // it is not interested right now (it caught up with us): it keeps its slot, so it
-            // can download the moment it is interested again, instead of the slot going to
-            // whoever happens to be interested at the rechoke (a free-rider always is).
-            let partner = !seed_mode && downloaded_recent > 0;
-            if !(peer.peer_interested || partner) || (!seed_mode && peer.snubbed) {
+            // Only interested peers: a peer that gave us data but wants nothing from us (a
+            // seed, a finished leecher, a partner that caught up) would hold a slot it does
+            // not use. It keeps its slot only when no interested peer needs it (`rechoke`).
+            if !peer.peer_interested || (!seed_mode && peer.snubbed) {
                 continue;
             }
+            let downloaded_recent = peer.download.bytes_in(now_ms, RATE_WINDOW_SECS);
             peer.choke_tiebreak = self.rng.gen();
             candidates.push(Candidate {
                 slot: slot as u32,
@@ -353,6 +402,7 @@ impl Torrent {
         let rechoke = !keep.is_empty();
         let now = self.now;
         let new_window = self.config.optimistic_interval * 3;
+        let starter_pieces = self.config.random_first_pieces.max(1);
         let choices: Vec<(u32, u32)> = self
             .peers
             .iter()
@@ -370,7 +420,10 @@ impl Torrent {
                 }
                 let new = !p.ever_optimistic
                     && now.saturating_duration_since(p.connected_at) < new_window;
-                Some((slot as u32, if new { 3 } else { 1 }))
+                // A peer that holds almost nothing cannot pay back yet; one piece makes it an
+                // uploader, so it is as likely as a newcomer.
+                let starter = !p.seed && p.has.count_ones() < starter_pieces;
+                Some((slot as u32, if new || starter { 3 } else { 1 }))
             })
             .collect();
         pick_weighted(&choices, &mut self.rng)
@@ -425,9 +478,10 @@ mod tests {
             c(6, 0, 0),
         ];
         rank_leecher(&mut list);
-        // Most given first; among equals the interested, the current holder, then whoever
-        // we gave least (6 before 5: no rewarding a peer only because we already fed it).
-        assert_eq!(order(&list), vec![1, 3, 0, 2, 4, 6, 5]);
+        // Interested first (4 gave as much as 3 but wants nothing: last); most given first;
+        // among equals the current holder, then whoever we gave least (6 before 5: no
+        // rewarding a peer only because we already fed it).
+        assert_eq!(order(&list), vec![1, 3, 0, 2, 6, 5, 4]);
     }
 
     #[test]

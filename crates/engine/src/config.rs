@@ -15,6 +15,10 @@ const DURATION_MAX_SECS: u64 = 86_400;
 /// The tunables of one torrent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentConfig {
+    /// Our own peer id, so that of two connections between us and a peer both ends keep the
+    /// same one (see [`Torrent::peer_connected`](crate::Torrent::peer_connected)); all zeros:
+    /// unknown, and the newer connection goes.
+    pub own_peer_id: [u8; 20],
     /// Regular unchoke slots (the optimistic unchoke comes on top).
     pub unchoke_slots: usize,
     /// How often the regular unchoke slots are reassigned.
@@ -63,9 +67,14 @@ pub struct TorrentConfig {
     pub peer_timeout: Duration,
     /// We send a keep-alive to a peer we have sent nothing to for this long.
     pub keepalive_interval: Duration,
-    /// Seed mode round robin: a peer keeps its unchoke across rechokes until it has received
-    /// this many pieces' worth of data since it was unchoked (libtorrent: `seeding_piece_quota`).
+    /// Seed mode round robin: a peer keeps its unchoke until it has received this many
+    /// pieces' worth of data since it was unchoked; then, at the next piece boundary, its slot
+    /// goes to a waiting peer at once (libtorrent: `seeding_piece_quota`, applied at rechokes).
     pub seed_quota_pieces: u32,
+    /// The optimistic unchoke moves on once its holder has received this many pieces' worth
+    /// since it was unchoked (when another peer is waiting), not only every
+    /// `optimistic_interval`; 0: only on the interval.
+    pub optimistic_quota_pieces: u32,
     /// Super-seed (BEP 16) when the torrent starts complete: reveal one piece per peer so
     /// each piece is uploaded about once (see `super_seed.rs`).
     pub super_seeding: bool,
@@ -77,6 +86,7 @@ pub struct TorrentConfig {
 impl Default for TorrentConfig {
     fn default() -> Self {
         Self {
+            own_peer_id: [0; 20],
             unchoke_slots: 4,
             rechoke_interval: Duration::from_secs(10),
             optimistic_interval: Duration::from_secs(30),
@@ -99,7 +109,8 @@ impl Default for TorrentConfig {
             bad_requests_max: 64,
             peer_timeout: Duration::from_secs(120),
             keepalive_interval: Duration::from_secs(60),
-            seed_quota_pieces: 4,
+            seed_quota_pieces: 1,
+            optimistic_quota_pieces: 1,
             super_seeding: false,
             pex: true,
         }

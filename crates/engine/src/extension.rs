@@ -6,7 +6,7 @@
 //! A private torrent (BEP 27) offers neither extension and rejects every metadata request;
 //! `TorrentConfig::pex` = false leaves PEX out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ pub(crate) struct PeerExtensions {
     /// When our next PEX message to it is due.
     pub(crate) pex_due: Option<Instant>,
     /// The addresses our PEX messages told it are connected.
-    pub(crate) pex_told: HashSet<SocketAddr>,
+    pub(crate) pex_told: BTreeSet<SocketAddr>,
     /// When we last took a PEX message from it.
     pub(crate) pex_received: Option<Instant>,
 }
@@ -49,7 +49,7 @@ pub(crate) struct Extensions {
     pub(crate) metadata: Option<Bytes>,
     /// BEP 27: no metadata serving, no PEX.
     pub(crate) private: bool,
-    pub(crate) peers: HashMap<u32, PeerExtensions>,
+    pub(crate) peers: BTreeMap<u32, PeerExtensions>,
 }
 
 impl Torrent {
@@ -107,7 +107,7 @@ impl Torrent {
                 tokens: METADATA_REQUEST_BURST,
                 refilled: now,
                 pex_due: None,
-                pex_told: HashSet::new(),
+                pex_told: BTreeSet::new(),
                 pex_received: None,
             });
         state.ut_metadata = handshake.extension_id(UT_METADATA);

@@ -354,3 +354,37 @@ fn pex_can_be_switched_off() {
     t.msg(a, offer.to_message(UT_PEX_ID));
     assert_eq!(t.t.stats().candidates, 0);
 }
+
+/// Regression (sim finding 1): `pex_tick` walked a `HashMap` of peers, so the order of its
+/// PEX messages differed from one map to the next and a swarm did not replay from its seed.
+/// Two torrents fed the same inputs must now emit the same actions in the same order.
+#[test]
+fn pex_messages_go_out_in_the_same_order_for_the_same_inputs() {
+    let run = || {
+        let mut t = T::new(50);
+        let mut all = Vec::new();
+        for i in 0..16u8 {
+            let key = PeerKey(100 + u64::from(i) * 7 % 16);
+            all.extend(t.connect(key, v4(10, i, 6881), true));
+            all.extend(t.hello(key, Some(6881)));
+        }
+        all.extend(t.advance(PEX_FIRST_DELAY + Duration::from_secs(1)));
+        all
+    };
+    let first = run();
+    assert!(
+        first
+            .iter()
+            .filter(|a| matches!(
+                a,
+                Action::Send {
+                    message: Message::Extended { id: THEIR_PEX, .. },
+                    ..
+                }
+            ))
+            .count()
+            >= 16,
+        "every peer got a PEX message"
+    );
+    assert_eq!(first, run());
+}

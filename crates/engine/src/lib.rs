@@ -10,7 +10,10 @@
 //!
 //! **Invariants.**
 //! - No I/O, no clock reads, no global RNG: time is the `now` passed in, randomness comes from
-//!   a `SmallRng` seeded by the caller, so a whole swarm replays from one seed.
+//!   a `SmallRng` seeded by the caller, so a whole swarm replays from one seed. No
+//!   `HashMap`/`HashSet` in the engine's state: every map whose iteration order could reach
+//!   an action is a `BTreeMap`/`BTreeSet` or the peer slab (a hash map's order differs from
+//!   process to process and broke replay with PEX on).
 //! - One owner (`&mut self`), no locks, no `Err` that unwinds: a peer's misbehaviour becomes a
 //!   `Disconnect` or `Ban` action, never a panic.
 //! - HAVE is sent only after [`Torrent::piece_verified`] reported `Passed`; a piece is ours
@@ -19,7 +22,7 @@
 //! - At most `unchoke_slots` regular unchokes plus one optimistic; at most
 //!   `endgame_duplicates_max` peers asked for one block.
 //! - The per-block path (a piece message in, a `StoreBlock` and a new request out) is O(1):
-//!   peers in a slab behind a `HashMap<PeerKey, _>`, requests found at the front of the peer's
+//!   peers in a slab behind a `BTreeMap<PeerKey, _>` (O(log `connections_max`)), requests found at the front of the peer's
 //!   queue, the next block from the peer's current piece; starting a new piece is
 //!   O(availability buckets) or O(the peer's pieces), never a scan per block. Nothing is
 //!   allocated per block but the action queue entry.
@@ -36,7 +39,11 @@
 //!   snubbed and its requests cancelled.
 //! - Choking (`choker.rs`): tit-for-tat on the last 20 s while downloading, round robin once
 //!   finished, one optimistic slot; a newly interested peer is unchoked at once when a slot
-//!   is free.
+//!   is free; the seed's round-robin slots and the optimistic slot move on at a piece
+//!   boundary once their holder had its quota (one piece by default) and someone waits.
+//! - From a seed, a piece no other peer has goes first (also while picking random first
+//!   pieces, and before abandoned partial pieces other peers can finish), so an initial
+//!   seed's upload goes to pieces nobody else can give.
 //! - Smart ban (`smart_ban.rs`, `verify.rs`): a sole sender of a failed piece is banned; a
 //!   shared failure keeps per-block digests, the piece is re-downloaded by one peer, and the
 //!   senders of blocks that differ from the passing attempt are banned.

@@ -19,7 +19,7 @@
 //! that announced it, or announced none, are asked; data whose `total_size` differs is
 //! dropped. A size above [`METADATA_SIZE_MAX`] is ignored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -147,8 +147,8 @@ pub struct MetadataFetch {
     verifying: bool,
     done: bool,
     hash_failures: u32,
-    strikes: HashMap<IpAddr, u32>,
-    banned: HashSet<IpAddr>,
+    strikes: BTreeMap<IpAddr, u32>,
+    banned: BTreeSet<IpAddr>,
     actions: VecDeque<FetchAction>,
     /// The pieces of the first failed attempt with shared senders, and their senders.
     suspect: Option<Vec<Option<(Bytes, IpAddr)>>>,
@@ -177,8 +177,8 @@ impl MetadataFetch {
             verifying: false,
             done: false,
             hash_failures: 0,
-            strikes: HashMap::new(),
-            banned: HashSet::new(),
+            strikes: BTreeMap::new(),
+            banned: BTreeSet::new(),
             actions: VecDeque::new(),
             suspect: None,
             exclusive: None,
@@ -375,7 +375,7 @@ impl MetadataFetch {
     /// pieces requested from it and stays within bounds; requested pieces name connected
     /// peers; the received count matches.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut counts: HashMap<PeerKey, usize> = HashMap::new();
+        let mut counts: BTreeMap<PeerKey, usize> = BTreeMap::new();
         for piece in &self.pieces {
             if let Piece::Requested { peer, .. } = piece {
                 if !self.peers.contains_key(peer) {

@@ -15,7 +15,7 @@
 //!
 //! Never for a private torrent (BEP 27), nor when `TorrentConfig::pex` is off.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
 
@@ -76,7 +76,7 @@ impl Torrent {
             return;
         }
         state.pex_received = Some(now);
-        let connected: HashSet<SocketAddr> = self
+        let connected: BTreeSet<SocketAddr> = self
             .pex_connected()
             .into_iter()
             .map(|(addr, _)| addr)
@@ -136,7 +136,7 @@ impl Torrent {
         };
         state.pex_due = Some(now + crate::pex::PEX_INTERVAL);
         let mut message = PexMessage::default();
-        let current: HashSet<SocketAddr> = connected
+        let current: BTreeSet<SocketAddr> = connected
             .iter()
             .map(|(a, _)| *a)
             .filter(|a| Some(*a) != own)
@@ -156,14 +156,13 @@ impl Torrent {
                 SocketAddr::V6(a) => message.added6.push((*a, *flags)),
             }
         }
-        let mut gone: Vec<SocketAddr> = state
+        let gone: Vec<SocketAddr> = state
             .pex_told
             .iter()
             .filter(|a| !current.contains(a))
+            .take(PEX_DROPPED_MAX)
             .copied()
             .collect();
-        gone.sort_unstable();
-        gone.truncate(PEX_DROPPED_MAX);
         for addr in gone {
             state.pex_told.remove(&addr);
             push_dropped(&mut message, addr);

@@ -186,12 +186,27 @@ impl Picker {
         }
         let few = !peer.seed && peer.has.count_ones() < self.open_count / 4;
         match (random, peer.seed, few) {
+            // From a seed, a piece no other peer has, if any: the seed's upload is best spent
+            // on what nobody else can give (any piece comes as fast from a seed).
+            (true, true, _) if self.has_unshared_open() => {
+                self.buckets.first().and_then(|b| b.first().copied())
+            }
             (true, true, _) => self.random_open_piece(),
             (true, false, _) => self.sample_peer_pieces(peer.has, true),
             (false, true, _) => self.buckets.iter().find_map(|b| b.first().copied()),
             (false, false, true) => self.sample_peer_pieces(peer.has, false),
             (false, false, false) => self.scan_buckets(peer.has),
         }
+    }
+
+    /// Whether an open piece is held by no non-seed peer (only seeds can give it).
+    pub(crate) fn has_unshared_open(&self) -> bool {
+        self.buckets.first().is_some_and(|b| !b.is_empty())
+    }
+
+    /// Whether a non-seed peer has `piece`.
+    pub(crate) fn is_shared(&self, piece: u32) -> bool {
+        self.pieces.get(piece as usize).is_some_and(|i| i.avail > 0)
     }
 
     pub(crate) fn set_state(&mut self, piece: u32, state: PieceState) {

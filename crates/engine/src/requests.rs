@@ -84,7 +84,11 @@ impl Torrent {
             }
             self.leave_current(slot);
         }
-        if let Some(found) = self.take_partial_with_free(slot, true) {
+        // From a seed, a piece nobody else has goes before an abandoned partial piece that
+        // other peers can complete: otherwise an initial seed sends many pieces twice
+        // (sim: a third of its first copy) while others could send them.
+        let skip_shared = self.peer(slot)?.seed && self.picker.has_unshared_open();
+        if let Some(found) = self.take_partial_with_free(slot, true, skip_shared) {
             return Some(found);
         }
         let random = self.have.count_ones() < self.config.random_first_pieces;
@@ -102,7 +106,7 @@ impl Torrent {
             }
             return self.next_in_partial(partial, slot);
         }
-        if let Some(found) = self.take_partial_with_free(slot, false) {
+        if let Some(found) = self.take_partial_with_free(slot, false, false) {
             return Some(found);
         }
         // Endgame duplicates go to idle peers only, one at a time (libtorrent's strict end
@@ -115,8 +119,14 @@ impl Torrent {
     }
 
     /// A free block of an in-progress piece `slot` has: of one nobody owns (`orphans`, which
-    /// the peer then owns) or of one another peer owns. O(in-progress pieces with free blocks).
-    fn take_partial_with_free(&mut self, slot: u32, orphans: bool) -> Option<(u32, u32)> {
+    /// the peer then owns) or of one another peer owns; with `skip_shared`, not of a piece a
+    /// non-seed peer has. O(in-progress pieces with free blocks).
+    fn take_partial_with_free(
+        &mut self,
+        slot: u32,
+        orphans: bool,
+        skip_shared: bool,
+    ) -> Option<(u32, u32)> {
         for i in 0..self.picker.with_free.len() {
             let partial = *self.picker.with_free.get(i)?;
             let Some(p) = self.picker.partial(partial) else {
@@ -124,6 +134,7 @@ impl Torrent {
             };
             if (p.owner == NONE) != orphans
                 || (!orphans && p.exclusive)
+                || (skip_shared && self.picker.is_shared(p.piece))
                 || !self.peer(slot)?.has_piece(p.piece)
             {
                 continue;

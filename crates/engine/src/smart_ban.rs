@@ -7,7 +7,7 @@
 //! Bounded: digests are kept for at most [`SUSPECT_PIECES_MAX`] pieces and
 //! [`SUSPECT_ATTEMPTS_MAX`] failed attempts each.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::action::BanReason;
@@ -26,10 +26,10 @@ type BlockRecord = (Option<IpAddr>, [u8; 20]);
 pub(crate) struct SmartBan {
     strikes_to_ban: u32,
     /// Per piece, per failed attempt, per block.
-    suspects: HashMap<u32, Vec<Vec<BlockRecord>>>,
+    suspects: BTreeMap<u32, Vec<Vec<BlockRecord>>>,
     /// Pieces that failed at least once (digests are asked for from then on).
-    failed_before: HashSet<u32>,
-    strikes: HashMap<IpAddr, u32>,
+    failed_before: BTreeSet<u32>,
+    strikes: BTreeMap<IpAddr, u32>,
 }
 
 impl SmartBan {
@@ -55,7 +55,7 @@ impl SmartBan {
         piece: u32,
         senders: &[Option<IpAddr>],
         digests: Option<&[[u8; 20]]>,
-        banned: &HashSet<IpAddr>,
+        banned: &BTreeSet<IpAddr>,
     ) -> Vec<(IpAddr, BanReason)> {
         self.failed_before.insert(piece);
         let mut liars = Vec::new();
@@ -202,7 +202,7 @@ mod tests {
         let mut sb = SmartBan::new(3);
         let senders = [ip(1), ip(1), ip(1)];
         assert!(!sb.wants_digests(0, &senders));
-        let bans = sb.failed(0, &senders, None, &HashSet::new());
+        let bans = sb.failed(0, &senders, None, &BTreeSet::new());
         assert_eq!(
             bans,
             vec![(ip(1).unwrap(), BanReason::SoleContributor { piece: 0 })]
@@ -220,7 +220,7 @@ mod tests {
         assert!(sb.wants_digests(5, &senders));
         let bad = [[1; 20], [9; 20], [3; 20]];
         assert!(sb
-            .failed(5, &senders, Some(&bad), &HashSet::new())
+            .failed(5, &senders, Some(&bad), &BTreeSet::new())
             .is_empty());
         assert_eq!(sb.strikes(ip(2).unwrap()), 1);
         let good = [[1; 20], [2; 20], [3; 20]];
@@ -239,8 +239,8 @@ mod tests {
     fn strikes_accumulate_to_a_ban() {
         let mut sb = SmartBan::new(2);
         let senders = [ip(1), ip(2)];
-        assert!(sb.failed(1, &senders, None, &HashSet::new()).is_empty());
-        let bans = sb.failed(2, &senders, None, &HashSet::new());
+        assert!(sb.failed(1, &senders, None, &BTreeSet::new()).is_empty());
+        let bans = sb.failed(2, &senders, None, &BTreeSet::new());
         assert_eq!(bans.len(), 2);
         assert!(bans.iter().all(|(_, r)| *r == BanReason::HashFailures));
     }
@@ -249,10 +249,10 @@ mod tests {
     fn passed_pieces_forgive_strikes() {
         let mut sb = SmartBan::new(2);
         let senders = [ip(1), ip(2)];
-        assert!(sb.failed(1, &senders, None, &HashSet::new()).is_empty());
+        assert!(sb.failed(1, &senders, None, &BTreeSet::new()).is_empty());
         sb.passed(7, &[ip(1)], None);
         assert_eq!(sb.strikes(ip(1).unwrap()), 0);
-        let bans = sb.failed(2, &senders, None, &HashSet::new());
+        let bans = sb.failed(2, &senders, None, &BTreeSet::new());
         assert_eq!(bans, vec![(ip(2).unwrap(), BanReason::HashFailures)]);
     }
 
@@ -261,9 +261,9 @@ mod tests {
         let mut sb = SmartBan::new(9);
         let senders = [ip(1), ip(2)];
         assert!(sb
-            .failed(3, &senders, Some(&[[1; 20], [2; 20]]), &HashSet::new())
+            .failed(3, &senders, Some(&[[1; 20], [2; 20]]), &BTreeSet::new())
             .is_empty());
-        let bans = sb.failed(3, &senders, Some(&[[1; 20], [7; 20]]), &HashSet::new());
+        let bans = sb.failed(3, &senders, Some(&[[1; 20], [7; 20]]), &BTreeSet::new());
         assert_eq!(
             bans,
             vec![(ip(2).unwrap(), BanReason::BadBlock { piece: 3 })]
@@ -274,7 +274,7 @@ mod tests {
     fn a_banned_participant_takes_the_blame() {
         let mut sb = SmartBan::new(1);
         let senders = [ip(1), ip(2)];
-        let banned: HashSet<IpAddr> = [ip(2).unwrap()].into();
+        let banned: BTreeSet<IpAddr> = [ip(2).unwrap()].into();
         assert!(sb.failed(1, &senders, None, &banned).is_empty());
         assert_eq!(sb.strikes(ip(1).unwrap()), 0);
     }

@@ -21,7 +21,7 @@
 //! **Deliberately absent**: more than one offer per peer at a time; restarting super-seeding
 //! after it ended.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bitswarm_wire::{Bitfield, Message};
@@ -40,9 +40,9 @@ pub(crate) struct SuperSeed {
     /// Pieces never offered to anyone (picked at random, removed by swap).
     fresh: Vec<u32>,
     /// Per peer slot: its offer.
-    peers: HashMap<u32, Offer>,
+    peers: BTreeMap<u32, Offer>,
     /// Per piece: how many peers it is the current offer of.
-    offered: HashMap<u32, u32>,
+    offered: BTreeMap<u32, u32>,
 }
 
 /// What one peer was shown.
@@ -66,8 +66,8 @@ impl SuperSeed {
             } else {
                 Vec::new()
             },
-            peers: HashMap::new(),
-            offered: HashMap::new(),
+            peers: BTreeMap::new(),
+            offered: BTreeMap::new(),
         }
     }
 

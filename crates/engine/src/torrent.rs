@@ -4,7 +4,7 @@
 //! tells us), `requests.rs` (download pipeline), `upload.rs` (serving), `choker.rs`,
 //! `verify.rs` (hash results and smart ban), `candidates.rs` (whom to connect to).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -72,12 +72,12 @@ pub struct Torrent {
     pub(crate) picker: Picker,
     pub(crate) peers: Vec<Option<Peer>>,
     pub(crate) free_peer_slots: Vec<u32>,
-    pub(crate) keys: HashMap<PeerKey, u32>,
+    pub(crate) keys: BTreeMap<PeerKey, u32>,
     pub(crate) actions: VecDeque<Action>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) smart_ban: SmartBan,
     pub(crate) candidates: Candidates,
-    pub(crate) banned: HashSet<IpAddr>,
+    pub(crate) banned: BTreeSet<IpAddr>,
     /// Peers holding a regular unchoke slot.
     pub(crate) regular_unchoked: usize,
     /// The peer slot holding the optimistic unchoke, or `NONE`.
@@ -138,10 +138,10 @@ impl Torrent {
             picker,
             peers: Vec::new(),
             free_peer_slots: Vec::new(),
-            keys: HashMap::new(),
+            keys: BTreeMap::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
-            banned: HashSet::new(),
+            banned: BTreeSet::new(),
             regular_unchoked: 0,
             optimistic: NONE,
             next_tick: now + TICK_INTERVAL,
@@ -179,6 +179,11 @@ impl Torrent {
     }
 
     /// A connection finished its handshake: we send what we have and our extension handshake.
+    /// Of two connections to one peer id (not all zeros), one is closed with
+    /// [`DisconnectReason::DuplicatePeer`]: when they run in opposite directions and our own
+    /// id is known (`TorrentConfig::own_peer_id`), the one dialled by the side with the lower
+    /// peer id stays — both ends pick the same one, so a simultaneous dial never closes both;
+    /// otherwise the newer one goes.
     pub fn peer_connected(&mut self, now: Instant, key: PeerKey, info: PeerInfo) {
         self.clock(now);
         let refuse = if let Some(&slot) = self.keys.get(&key) {
@@ -186,6 +191,13 @@ impl Torrent {
             Some(DisconnectReason::DuplicateKey)
         } else if self.banned.contains(&info.addr.ip()) {
             Some(DisconnectReason::Banned)
+        } else if let Some(existing) = self.connected_peer_id(&info.peer_id) {
+            if self.keep_new_connection(existing, &info) {
+                self.disconnect(existing, DisconnectReason::DuplicatePeer);
+                None
+            } else {
+                Some(DisconnectReason::DuplicatePeer)
+            }
         } else if self.keys.len() >= self.config.connections_max {
             Some(DisconnectReason::TooManyPeers)
         } else {
@@ -412,11 +424,39 @@ impl Torrent {
     }
 
     /// Closes a connection for `reason` and forgets the peer.
+    /// The slot of a connected peer with this peer id (all zeros says nothing: `None`).
+    fn connected_peer_id(&self, peer_id: &[u8; 20]) -> Option<u32> {
+        if *peer_id == [0; 20] {
+            return None;
+        }
+        self.peers
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.info.peer_id == *peer_id))
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// Whether a new connection `info` to the peer already connected in `existing` replaces
+    /// it: only when they run in opposite directions and the new one was dialled by the side
+    /// with the lower peer id (the rule both ends apply, so they keep the same connection).
+    fn keep_new_connection(&self, existing: u32, info: &PeerInfo) -> bool {
+        let own = self.config.own_peer_id;
+        if own == [0; 20] || own == info.peer_id {
+            return false;
+        }
+        let Some(old) = self.peer(existing) else {
+            return false;
+        };
+        let we_are_lower = own < info.peer_id;
+        old.info.outgoing != info.outgoing && info.outgoing == we_are_lower
+    }
+
     pub(crate) fn disconnect(&mut self, slot: u32, reason: DisconnectReason) {
+        // The `Disconnect` goes out before `remove_peer` may hand the peer's unchoke slot to
+        // another: seen from the wire, never more than the slots unchoked (sim finding 2).
         if let Some(key) = self.peer(slot).map(|p| p.key) {
-            self.remove_peer(slot);
             self.actions
                 .push_back(Action::Disconnect { peer: key, reason });
+            self.remove_peer(slot);
         }
     }
 

@@ -56,16 +56,27 @@ impl Torrent {
         }
     }
 
-    /// Hands queued requests to the runtime while the peer has upload slots free.
+    /// Hands queued requests to the runtime while the peer has upload slots free. Before a
+    /// block that starts a piece, the peer's unchoke may move on (`rotate_on_quota`).
     pub(crate) fn serve_uploads(&mut self, slot: u32) {
         let max = self.config.upload_in_flight_max;
         let now = self.now;
-        let Some(peer) = slot_mut(&mut self.peers, slot) else {
-            return;
-        };
-        while peer.upload_in_flight < max {
+        loop {
+            let Some(peer) = self.peer(slot) else {
+                return;
+            };
+            let starts_piece = peer.upload_queue.front().is_some_and(|b| b.offset == 0);
+            if peer.upload_in_flight >= max || peer.upload_queue.is_empty() {
+                return;
+            }
+            if starts_piece && self.rotate_on_quota(slot) {
+                return; // choked: its queue is dropped
+            }
+            let Some(peer) = slot_mut(&mut self.peers, slot) else {
+                return;
+            };
             let Some(block) = peer.upload_queue.pop_front() else {
-                break;
+                return;
             };
             peer.upload_in_flight += 1;
             peer.last_sent = now;
@@ -86,6 +97,15 @@ impl Torrent {
         };
         peer.upload_in_flight = peer.upload_in_flight.saturating_sub(1);
         peer.upload.add(now_ms, len);
+        // A piece just went out whole and the peer asks for nothing more yet (a super-seeded
+        // peer waits for its next piece to be revealed): no need to wait for its next request
+        // to move the slot on.
+        let idle = peer.upload_in_flight == 0 && peer.upload_queue.is_empty();
+        let ends_piece =
+            u64::from(block.offset) + len >= u64::from(self.geometry.piece_len(block.piece));
+        if idle && ends_piece && self.rotate_on_quota(slot) {
+            return;
+        }
         self.serve_uploads(slot);
     }
 

@@ -25,8 +25,10 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// Give up a connection whose handshake is not complete after this long.
     pub handshake_timeout: Duration,
-    /// Bytes queued for one peer's socket beyond which we stop serving it more blocks until
-    /// the queue drains to half.
+    /// Bytes queued for one peer's socket beyond which blocks read for it are held back
+    /// until the queue drains to half (under an upload limit the bound is lower, see
+    /// `Throttle::send_buffer_cap`). Without a limit, the engine's `upload_in_flight_max`
+    /// blocks usually bound the queue first.
     pub peer_send_buffer_max: usize,
     /// Bytes each connection's receive buffer grows by: one `read` may fill this much.
     pub read_buffer_bytes: usize,
@@ -57,8 +59,15 @@ pub struct SessionConfig {
     /// Events buffered per torrent for slow subscribers of
     /// [`TorrentHandle::events`](crate::TorrentHandle::events); older ones are dropped for them.
     pub events_capacity: usize,
-    /// Peer addresses remembered per torrent to reconnect after a pause.
+    /// Peer addresses remembered per torrent (to reconnect after a pause, and to offer again
+    /// when reported again).
     pub known_peers_max: usize,
+    /// A peer address reported again (by a tracker, the DHT, [`TorrentHandle::add_peers`])
+    /// is offered to the engine again at most this often: the engine forgets an address
+    /// after `connect_attempts_max` failed connects, and a peer that was down may be back.
+    ///
+    /// [`TorrentHandle::add_peers`]: crate::TorrentHandle::add_peers
+    pub peer_reoffer_interval: Duration,
     /// Upload and download limits for all torrents together (each torrent may have its own
     /// too, see [`AddTorrent::rate_limits`](crate::AddTorrent::rate_limits)); change them
     /// while running with [`Session::set_rate_limits`](crate::Session::set_rate_limits).
@@ -89,11 +98,13 @@ impl Default for SessionConfig {
             peer_input_queue_len_max: 8,
             events_capacity: 4096,
             known_peers_max: 2000,
+            peer_reoffer_interval: Duration::from_secs(60),
             rate_limits: RateLimits::UNLIMITED,
             torrent: TorrentConfig {
-                // Blocks being read from disk for one peer; a block leaves this count when it
-                // is queued on the socket, so this only has to cover the disk's latency.
-                upload_in_flight_max: 32,
+                // Blocks being read from disk for one peer or queued for its socket; a block
+                // leaves this count when its last byte is written, so this covers the disk's
+                // latency and the round trip from the writer through the torrent task.
+                upload_in_flight_max: 64,
                 ..TorrentConfig::default()
             },
         }

@@ -90,13 +90,18 @@ pub struct TorrentStats {
     pub pieces_missing: u32,
     /// Bytes in the torrent.
     pub total_length: u64,
-    /// Payload bytes received since the torrent was added.
+    /// Payload bytes received in piece messages since the torrent was added, the
+    /// [`wasted`](Self::wasted) ones included: `downloaded - wasted` is what was received
+    /// and kept (verified pieces, and blocks of pieces not complete yet). Blocks of a peer
+    /// that broke the protocol with them (a wrong block length) count in neither.
     pub downloaded: u64,
-    /// Payload bytes sent since the torrent was added.
+    /// Payload bytes written to peers' sockets since the torrent was added (a block counts
+    /// once its last byte is written, not when it is queued).
     pub uploaded: u64,
-    /// Payload bytes received per second (last few seconds).
+    /// Payload bytes accepted per second (last few seconds; blocks thrown away on arrival
+    /// are not included, blocks of pieces that later fail are).
     pub download_rate: u64,
-    /// Payload bytes sent per second (last few seconds).
+    /// Payload bytes written to peers' sockets per second (last few seconds).
     pub upload_rate: u64,
     /// Connected peers.
     pub peers: usize,
@@ -104,7 +109,9 @@ pub struct TorrentStats {
     pub seeds: u32,
     /// Pieces that failed their hash check.
     pub hash_failures: u32,
-    /// Payload bytes received and thrown away (failed pieces, duplicates, unrequested blocks).
+    /// The part of [`downloaded`](Self::downloaded) thrown away: every byte of the pieces
+    /// that failed their hash check, and blocks we had not asked for or no longer needed
+    /// (endgame duplicates, answers that crossed our cancel).
     pub wasted: u64,
     /// Every wanted piece is verified.
     pub finished: bool,
@@ -197,9 +204,11 @@ impl TorrentHandle {
 
     /// Waits until every byte queued for this torrent's peers before the call has been
     /// written to their sockets (or their connections closed), at most `timeout`; `false` if
-    /// the time ran out. Payload counts in [`TorrentStats::uploaded`] when it is queued, so
-    /// call this before stopping on an upload figure (a share ratio): under an upload limit
-    /// several seconds of data may still be queued.
+    /// the time ran out. [`TorrentStats::uploaded`] counts written bytes only, so after this
+    /// it includes everything that was queued (give the task one [`STATS_INTERVAL`] to
+    /// publish it).
+    ///
+    /// [`STATS_INTERVAL`]: crate::STATS_INTERVAL
     pub async fn flush_uploads(&self, timeout: std::time::Duration) -> bool {
         self.rate_limits.flushed(timeout).await
     }

@@ -14,7 +14,8 @@
 //!   through a session-wide pool once the blocks in them are written, frames with
 //!   [`bitswarm_wire::FrameDecoder`], forwards each read's messages as one batch) and a
 //!   **writer** task (small messages coalesced into one buffer, blocks as shared `Bytes`,
-//!   one vectored write for everything queued).
+//!   one vectored write for everything queued) that reports each block to the torrent task
+//!   once its last byte is written, for the engine's `block_sent`.
 //! - The **accept loop** reads the first 48 bytes of each incoming handshake to find the
 //!   torrent by info-hash, answers, and hands the connection to that torrent's task.
 //!
@@ -32,6 +33,10 @@
 //!   is sent with `sendfile(2)` from the page cache, which a disk thread filled first
 //!   (`Job::PrepareSend`), after its 13-byte header; with `SessionConfig::sendfile` off it is
 //!   the `Bytes` a disk read produced, written with its header by one vectored write.
+//! - **Statistics count the wire**: a block counts as uploaded when its last byte has been
+//!   written to the socket (never when queued; blocks dropped with a closed connection never
+//!   count); `downloaded` is every payload byte received, `wasted` the part of it thrown
+//!   away, so `downloaded - wasted` is what was kept.
 //! - **A peer's misbehaviour ends its connection, never the torrent**: framing errors close
 //!   the reader; the engine turns protocol violations into `Disconnect`.
 //! - **Rate limits** (`rate_limit.rs`): token buckets for the session and each torrent

@@ -1,9 +1,10 @@
 //! One peer connection after its handshake: a reader task that frames the socket's bytes into
 //! messages and forwards them in batches to the torrent task, a writer task that sends what
-//! the torrent task queued with vectored writes, and [`PeerLink`], the torrent task's end of
-//! both. The tasks make no protocol decisions; they only move bytes and report how the
-//! connection ended.
+//! the torrent task queued with vectored writes (and reports each block once its last byte is
+//! written: [`BlocksSent`]), and [`PeerLink`], the torrent task's end of both. The tasks make
+//! no protocol decisions; they only move bytes and report how the connection ended.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -57,6 +58,17 @@ pub(crate) enum PeerInput {
     Drained { key: PeerKey },
 }
 
+/// Blocks whose last byte a writer has written to its socket, for the engine's
+/// `block_sent` (upload accounting and the peer's next blocks). Sent on an unbounded channel
+/// so that a writer never waits for the torrent task; its length is bounded all the same:
+/// every block in it was served by the engine, which serves at most `upload_in_flight_max`
+/// blocks per peer until it hears they were sent.
+#[derive(Debug)]
+pub(crate) struct BlocksSent {
+    pub key: PeerKey,
+    pub blocks: Vec<BlockRef>,
+}
+
 /// Why a connection's task stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CloseReason {
@@ -89,8 +101,9 @@ pub(crate) struct PeerLink {
     pending_bytes: usize,
     shared: Arc<LinkShared>,
     send_buffer_max: usize,
-    /// Blocks queued while over `send_buffer_max`, whose `block_sent` waits for `Drained`.
-    pub deferred: Vec<BlockRef>,
+    /// Blocks held back while the writer's queue is over its bound (under an upload limit,
+    /// [`Throttle::send_buffer_cap`]); handed to the writer when it reports `Drained`.
+    held: VecDeque<Outgoing>,
     /// When the handshake completed and the link started (for the time to first block).
     pub connected_at: std::time::Instant,
     tasks: [AbortHandle; 2],
@@ -107,6 +120,8 @@ pub(crate) struct LinkLimits {
     pub send_buffer_max: usize,
     /// The session's and the torrent's rate limits.
     pub throttle: Throttle,
+    /// Where the writer reports blocks it has written.
+    pub sent: mpsc::UnboundedSender<BlocksSent>,
 }
 
 impl PeerLink {
@@ -139,8 +154,15 @@ impl PeerLink {
         );
         let credit = UploadCredit::new(limits.throttle.clone());
         let writer = tokio::spawn(
-            write_loop(write_half, out_rx, Arc::clone(&shared), key, events, credit)
-                .instrument(span),
+            write_loop(
+                write_half,
+                out_rx,
+                Arc::clone(&shared),
+                key,
+                (events, limits.sent),
+                credit,
+            )
+            .instrument(span),
         );
         Self {
             addr: conn.addr,
@@ -150,7 +172,7 @@ impl PeerLink {
             pending_bytes: 0,
             shared,
             send_buffer_max: limits.send_buffer_max,
-            deferred: Vec::new(),
+            held: VecDeque::new(),
             tasks: [reader.abort_handle(), writer.abort_handle()],
             _slot: conn.slot,
             throttle: limits.throttle,
@@ -162,6 +184,28 @@ impl PeerLink {
         self.pending_bytes += item.wire_len();
         self.pending.push(item);
         self.pending.len() == 1
+    }
+
+    /// Queues a served block: at once, or held back while the writer's queue is over its
+    /// bound (see [`PeerLink::release_held`]). `true` if the link needs a flush.
+    pub(crate) fn push_block(&mut self, item: Outgoing) -> bool {
+        if self.held.is_empty() && self.may_send_blocks() {
+            return self.push(item);
+        }
+        self.held.push_back(item);
+        false
+    }
+
+    /// The writer drained its queue: queues held blocks while there is room. `true` if the
+    /// link needs a flush.
+    pub(crate) fn release_held(&mut self) -> bool {
+        let mut first = false;
+        while !self.held.is_empty() && self.may_send_blocks() {
+            if let Some(item) = self.held.pop_front() {
+                first |= self.push(item);
+            }
+        }
+        first
     }
 
     /// Hands what was queued to the writer.
@@ -180,7 +224,7 @@ impl PeerLink {
 
     /// Whether more blocks may be queued now. When not, the writer is asked to report
     /// `Drained` once it has written the queue down to half.
-    pub(crate) fn may_send_blocks(&self) -> bool {
+    fn may_send_blocks(&self) -> bool {
         let queued = |s: &LinkShared| s.queued.load(Ordering::SeqCst) + self.pending_bytes;
         // Under an upload limit, less (see `Throttle::send_buffer_cap`).
         let max = self.throttle.send_buffer_cap(self.send_buffer_max);
@@ -258,10 +302,11 @@ async fn write_loop(
     mut rx: mpsc::UnboundedReceiver<Vec<Outgoing>>,
     shared: Arc<LinkShared>,
     key: PeerKey,
-    events: mpsc::Sender<PeerInput>,
+    (events, sent): (mpsc::Sender<PeerInput>, mpsc::UnboundedSender<BlocksSent>),
     mut credit: UploadCredit,
 ) {
     let mut queue = SendQueue::new();
+    let mut blocks = Vec::new();
     let mut batches = Vec::with_capacity(WRITER_BATCHES_MAX);
     loop {
         if queue.is_empty() {
@@ -311,6 +356,14 @@ async fn write_loop(
             .queued
             .fetch_sub(n, Ordering::SeqCst)
             .saturating_sub(n);
+        // After `queued` went down, so the blocks the engine serves next find room.
+        queue.take_sent(&mut blocks);
+        if !blocks.is_empty() {
+            let blocks = std::mem::take(&mut blocks);
+            if sent.send(BlocksSent { key, blocks }).is_err() {
+                return; // the torrent is gone
+            }
+        }
         if left <= shared.low_watermark && shared.waiting.swap(false, Ordering::SeqCst) {
             let _ = events.send(PeerInput::Drained { key }).await;
         }

@@ -405,8 +405,8 @@ impl Throttle {
 
     /// The most bytes worth queueing on one connection: `max` without an upload limit; with
     /// one, a quarter second of the tightest limit (at least [`SEND_BUFFER_LIMITED_MIN`]).
-    /// More would only wait in the queue while already counted as uploaded (a block counts
-    /// when queued), making upload figures run ahead of the wire.
+    /// More would only wait in the queue, delaying the small messages queued behind it
+    /// (requests, haves).
     pub(crate) fn send_buffer_cap(&self, max: usize) -> usize {
         let tightest = self.scopes.iter().filter_map(|s| s.upload.get()).min();
         match tightest {

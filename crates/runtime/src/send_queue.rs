@@ -2,7 +2,9 @@
 //! write: small messages and piece headers are encoded back to back into one buffer (so a
 //! burst of requests or haves leaves in one segment), block data is queued as the `Bytes` the
 //! disk produced, never copied. Blocks served from the page cache are queued as file ranges,
-//! which the writer hands to `sendfile` (so their bytes never enter user space).
+//! which the writer hands to `sendfile` (so their bytes never enter user space). The queue
+//! also knows where each block ends, so the writer can report a block as sent only once its
+//! last byte has been written to the socket (upload accounting counts written bytes).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -10,7 +12,7 @@ use std::io::IoSlice;
 use std::sync::Arc;
 
 use bitswarm_storage::ReadSegment;
-use bitswarm_wire::{Message, PieceHeader, PIECE_HEADER_LEN};
+use bitswarm_wire::{BlockRef, Message, PieceHeader, PIECE_HEADER_LEN};
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Most chunks handed to one `writev` (Linux allows 1024; 64 covers 32 blocks with headers).
@@ -89,6 +91,11 @@ pub(crate) struct SendQueue {
     small: BytesMut,
     /// Bytes in `chunks` and `small`.
     len: usize,
+    /// Bytes written (advanced past) since the queue was made.
+    consumed: u64,
+    /// The blocks queued and not yet fully written, each with the position (counted like
+    /// `consumed`) of its last byte's end, in queue order.
+    block_ends: VecDeque<(u64, BlockRef)>,
 }
 
 /// Bytes in `segments`.
@@ -135,10 +142,11 @@ impl SendQueue {
                 offset,
                 data,
             } => {
+                let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
                 let header = PieceHeader {
                     piece,
                     offset,
-                    block_len: u32::try_from(data.len()).unwrap_or(u32::MAX),
+                    block_len: length,
                 };
                 let Ok(header) = header.encode() else {
                     return false;
@@ -146,6 +154,7 @@ impl SendQueue {
                 self.small.extend_from_slice(&header);
                 self.len += PIECE_HEADER_LEN;
                 self.push_payload(data);
+                self.mark_block_end(piece, offset, length);
             }
             Outgoing::FileBlock {
                 piece,
@@ -195,9 +204,23 @@ impl SendQueue {
         used
     }
 
+    /// Moves the blocks whose last byte has been written (by [`SendQueue::advance`]) to
+    /// `out`, in queue order.
+    pub(crate) fn take_sent(&mut self, out: &mut Vec<BlockRef>) {
+        while let Some(&(end, block)) = self.block_ends.front() {
+            if end > self.consumed {
+                break;
+            }
+            self.block_ends.pop_front();
+            out.push(block);
+        }
+    }
+
     /// Drops `n` bytes from the front (they were written).
     pub(crate) fn advance(&mut self, mut n: usize) {
-        self.len = self.len.saturating_sub(n);
+        let taken = n.min(self.len);
+        self.consumed += taken as u64;
+        self.len -= taken;
         while n > 0 {
             let Some(front) = self.chunks.front_mut() else {
                 break;
@@ -228,10 +251,11 @@ impl SendQueue {
     }
 
     fn push_file_block(&mut self, piece: u32, offset: u32, segments: Vec<ReadSegment>) -> bool {
+        let length = u32::try_from(segments_len(&segments)).unwrap_or(u32::MAX);
         let header = PieceHeader {
             piece,
             offset,
-            block_len: u32::try_from(segments_len(&segments)).unwrap_or(u32::MAX),
+            block_len: length,
         };
         let Ok(header) = header.encode() else {
             return false;
@@ -254,7 +278,19 @@ impl SendQueue {
                 ReadSegment::Zeros { len } => self.push_payload(Bytes::from(vec![0; len as usize])),
             }
         }
+        self.mark_block_end(piece, offset, length);
         true
+    }
+
+    /// Notes that the block just queued ends where the queue ends now.
+    fn mark_block_end(&mut self, piece: u32, offset: u32, length: u32) {
+        let end = self.consumed + self.len as u64;
+        let block = BlockRef {
+            piece,
+            offset,
+            length,
+        };
+        self.block_ends.push_back((end, block));
     }
 
     /// Moves the small bytes into a chunk of their own.
@@ -511,6 +547,86 @@ mod tests {
         ]
     }
 
+    /// Drains `queue` in writes of at most `write_max` bytes; after each write, checks that
+    /// the blocks it reports sent are exactly the piece messages complete on the wire so far.
+    fn drain_checking_sent(queue: &mut SendQueue, write_max: usize) -> Result<usize, String> {
+        let mut decoder = FrameDecoder::after_handshake(FrameLimits::DEFAULT);
+        let (mut wire, mut on_wire, mut reported) = (BytesMut::new(), Vec::new(), Vec::new());
+        for _ in 0..1_000_000 {
+            if queue.is_empty() {
+                break;
+            }
+            let before = wire.len();
+            if let Some(range) = queue.front_file() {
+                let take = range.len.min(write_max);
+                let mut buf = vec![0; take];
+                range.file.read_exact_at(&mut buf, range.offset).unwrap();
+                wire.extend_from_slice(&buf);
+            } else {
+                let mut slices = [IoSlice::new(&[]); IOV_MAX];
+                let used = queue.io_slices_max(&mut slices, write_max);
+                for s in &slices[..used] {
+                    wire.extend_from_slice(s);
+                }
+            }
+            queue.advance(wire.len() - before);
+            queue.take_sent(&mut reported);
+            while let Some(frame) = decoder.decode(&mut wire).unwrap() {
+                if let bitswarm_wire::Frame::Message(Message::Piece {
+                    piece,
+                    offset,
+                    data,
+                }) = frame
+                {
+                    let length = u32::try_from(data.len()).unwrap();
+                    on_wire.push(BlockRef {
+                        piece,
+                        offset,
+                        length,
+                    });
+                }
+            }
+            if reported != on_wire {
+                return Err(format!(
+                    "after a write: reported {reported:?}, complete on the wire {on_wire:?}"
+                ));
+            }
+        }
+        Ok(reported.len())
+    }
+
+    #[test]
+    fn a_block_is_reported_sent_when_its_last_byte_is_written() {
+        for write_max in [1, 13, 100, 16_397, 1 << 20] {
+            let mut queue = SendQueue::new();
+            for item in sample() {
+                assert!(queue.push(item));
+            }
+            let blocks = drain_checking_sent(&mut queue, write_max).unwrap();
+            assert_eq!(
+                blocks, 4,
+                "every block reported once (write size {write_max})"
+            );
+        }
+        // A block partly written is not reported.
+        let mut queue = SendQueue::new();
+        queue.push(file_block(2, 0, &[(100, 16384)]));
+        queue.advance(PIECE_HEADER_LEN + 16383);
+        let mut sent = Vec::new();
+        queue.take_sent(&mut sent);
+        assert!(sent.is_empty(), "one byte of the block is not written yet");
+        queue.advance(1);
+        queue.take_sent(&mut sent);
+        assert_eq!(
+            sent,
+            [BlockRef {
+                piece: 2,
+                offset: 0,
+                length: 16384
+            }]
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn any_sequence_and_write_sizes_round_trip(
@@ -523,6 +639,20 @@ mod tests {
             }
             let wire = drain(&mut queue, write_max);
             proptest::prop_assert_eq!(decode(BytesMut::from(&wire[..])), expected(&items));
+        }
+
+        #[test]
+        fn blocks_are_reported_sent_exactly_when_complete_on_the_wire(
+            items in proptest::collection::vec(outgoing(), 0..20),
+            write_max in 1usize..40_000,
+        ) {
+            let mut queue = SendQueue::new();
+            for item in items.clone() {
+                proptest::prop_assert!(queue.push(item));
+            }
+            let blocks = items.iter().filter(|i| !matches!(i, Outgoing::Message(_))).count();
+            let reported = drain_checking_sent(&mut queue, write_max);
+            proptest::prop_assert_eq!(reported, Ok(blocks));
         }
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use bitswarm_runtime::{Resume, Session, TorrentState};
 use bitswarm_wire::extended::{MetadataMessage, UT_METADATA};
@@ -15,6 +16,7 @@ use common::{config, generate, wait_stats, within, Generated};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 
 /// A single-file torrent with a real info dictionary: its bytes, and the generated files and
 /// layout under the info-hash those bytes hash to. 1,280 pieces of 16 KiB make the info
@@ -105,17 +107,24 @@ async fn wrong_metadata_is_caught_by_the_hash_and_the_liar_banned() {
     let liar_addr = liar.local_addr().unwrap();
     let size = info.len() as u64;
     let info_hash = torrent.info_hash;
+    let served = Arc::new(Notify::new());
+    let lied = Arc::clone(&served);
     let liar_task = tokio::spawn(async move {
         // It may be connected to more than once; serve each in turn.
         while let Ok((stream, _)) = liar.accept().await {
-            tokio::spawn(lie(stream, info_hash, size));
+            tokio::spawn(lie(stream, info_hash, size, Arc::clone(&lied)));
         }
     });
 
+    // The liar alone first, so its bytes are sure to be used (with both at once the honest
+    // seeder may deliver every piece before the liar answers, and nobody is caught); the
+    // honest seeder joins once the liar has answered.
     let leecher = Session::start(config()).unwrap();
     let mut fetch = leecher
-        .fetch_metadata(torrent.info_hash, vec![liar_addr, seeding.listen_addr()])
+        .fetch_metadata(torrent.info_hash, vec![liar_addr])
         .unwrap();
+    within("the liar's answer", served.notified()).await;
+    fetch.add_peers([seeding.listen_addr()]);
     let fetched = within("the metadata", fetch.wait()).await.unwrap();
     assert!(fetched.info == info, "the honest bytes, not the liar's");
     assert_eq!(
@@ -130,7 +139,7 @@ async fn wrong_metadata_is_caught_by_the_hash_and_the_liar_banned() {
 }
 
 /// A peer that announces the right metadata size and answers every request with zeros.
-async fn lie(mut stream: TcpStream, info_hash: [u8; 20], size: u64) {
+async fn lie(mut stream: TcpStream, info_hash: [u8; 20], size: u64, served: Arc<Notify>) {
     let mut buf = BytesMut::new();
     let mut decoder = FrameDecoder::new();
     let mut ours = common::raw_handshake(info_hash);
@@ -178,6 +187,7 @@ async fn lie(mut stream: TcpStream, info_hash: [u8; 20], size: u64) {
             if stream.write_all(&out).await.is_err() {
                 return;
             }
+            served.notify_one();
         }
         match stream.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,

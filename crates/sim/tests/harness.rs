@@ -10,13 +10,6 @@ use bitswarm_sim::{NodeSpec, Report, SeedGuard, Sim, SimSpec, WireCheck};
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
-fn no_pex() -> TorrentConfig {
-    TorrentConfig {
-        pex: false,
-        ..TorrentConfig::default()
-    }
-}
-
 /// One seed and six leechers of mixed capacities.
 fn swarm(config: &TorrentConfig) -> Vec<NodeSpec> {
     let mut nodes = vec![NodeSpec::seeder().up(512 * KIB).config(config.clone())];
@@ -44,8 +37,8 @@ fn run(spec: SimSpec, nodes: Vec<NodeSpec>) -> Sim {
 }
 
 /// Two runs of one seed take the same steps and end the same way; another seed differs.
-/// (PEX is off: with it on, the engine's `pex_tick` sends in hash-map order and runs
-/// diverge; turn it back on here when that is sorted.)
+/// With the default configuration, PEX included (the engine once sent PEX in hash-map order
+/// and runs diverged).
 #[test]
 fn same_seed_same_run() {
     let seed = bitswarm_sim::seed_or(30);
@@ -53,7 +46,7 @@ fn same_seed_same_run() {
     let outcome = |seed| {
         let sim = run(
             SimSpec::new(seed, 64 * KIB as u32, 2 * MIB),
-            swarm(&no_pex()),
+            swarm(&TorrentConfig::default()),
         );
         let report = Report::of(&sim);
         (sim.steps(), sim.now(), report.transfers)
@@ -87,7 +80,7 @@ fn transfer_matrix_agrees_with_the_engines() {
         sent,
         "seed {seed}"
     );
-    let sim = run(spec, swarm(&no_pex()));
+    let sim = run(spec, swarm(&TorrentConfig::default()));
     for i in 0..sim.nodes().len() {
         let stats = sim.node(i).torrent().stats();
         let (sent, received) = (sim.transfers().sent_by(i), sim.transfers().received_by(i));
@@ -126,7 +119,10 @@ fn loss_delays_but_does_not_corrupt() {
         first_block(&lossy).as_secs_f64()
     );
     assert!(first_block(&lossy) >= first_block(&clean) + Duration::from_millis(400));
-    let lossy_swarm = swarm(&no_pex()).into_iter().map(|n| n.loss(0.1)).collect();
+    let lossy_swarm = swarm(&TorrentConfig::default())
+        .into_iter()
+        .map(|n| n.loss(0.1))
+        .collect();
     let sim = run(SimSpec::new(seed, 64 * KIB as u32, 2 * MIB), lossy_swarm);
     println!(
         "seed {seed}: swarm with 10% retransmissions: last completion {:.2} s",
@@ -145,7 +141,7 @@ fn wire_modes_agree() {
     for wire in [WireCheck::All, WireCheck::Control, WireCheck::Off] {
         let mut spec = SimSpec::new(seed, 64 * KIB as u32, MIB + 777);
         spec.wire = wire;
-        let sim = run(spec, swarm(&no_pex()));
+        let sim = run(spec, swarm(&TorrentConfig::default()));
         for i in 0..sim.nodes().len() {
             assert_eq!(
                 sim.store_digest(i),
@@ -162,7 +158,7 @@ fn wire_modes_agree() {
 fn nodes_leave_when_told() {
     let seed = bitswarm_sim::seed_or(34);
     let _guard = SeedGuard::new("nodes_leave_when_told", seed);
-    let mut nodes = swarm(&no_pex());
+    let mut nodes = swarm(&TorrentConfig::default());
     nodes[1] = nodes[1].clone().seed_for(Duration::from_secs(5));
     nodes[2] = nodes[2].clone().leave_at(Duration::from_secs(1));
     let mut sim = Sim::new(SimSpec::new(seed, 64 * KIB as u32, 2 * MIB), nodes);

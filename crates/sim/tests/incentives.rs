@@ -2,9 +2,6 @@
 //! than contributors with the same download capacity; optimistic unchoking still lets a
 //! newcomer with no pieces get started; a seeder spreads its upload across leechers instead of
 //! feeding one. Each test prints its figures; seeds replay with `BITSWARM_SIM_SEED`.
-//!
-//! PEX is off in these swarms: peers come from the harness's tracker, and with PEX on a run
-//! does not replay from its seed (the engine's `pex_tick` sends in hash-map order).
 
 // Times, shares and ratios are printed and compared as floating point.
 #![allow(clippy::cast_precision_loss)]
@@ -18,10 +15,7 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 fn config() -> TorrentConfig {
-    TorrentConfig {
-        pex: false,
-        ..TorrentConfig::default()
-    }
+    TorrentConfig::default()
 }
 
 fn secs(d: Duration) -> f64 {

@@ -18,13 +18,9 @@ const LEECHERS: usize = 200;
 
 /// One seed at 2 MiB/s; leechers upload 256 KiB/s to 1 MiB/s (a quarter each), download
 /// 4 MiB/s, with one-way latencies from 5 to 50 ms. Peers come from the harness's tracker
-/// (50 at random per announce); PEX is off so the run replays from its seed (the engine's
-/// `pex_tick` sends in hash-map order).
+/// (50 at random per announce) and from PEX.
 fn swarm() -> Vec<NodeSpec> {
-    let config = TorrentConfig {
-        pex: false,
-        ..TorrentConfig::default()
-    };
+    let config = TorrentConfig::default();
     let mut nodes = vec![NodeSpec::seeder().up(2 * MIB).config(config.clone())];
     for i in 0..LEECHERS as u64 {
         nodes.push(

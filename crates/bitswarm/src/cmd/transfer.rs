@@ -401,7 +401,7 @@ pub async fn seed_until(running: &Running, policy: &SeedPolicy) -> Result<Ending
     let started = tokio::time::Instant::now();
     let ending = run_loop(running, false, Some((policy, started))).await?;
     if matches!(ending, Ending::SeedRatio | Ending::SeedTime) {
-        // Uploads count when queued: let the peers have what they were counted for.
+        // Let queued blocks reach the peers before we hang up on them.
         running.handle.flush_uploads(UPLOAD_FLUSH_TIMEOUT).await;
     }
     let stats = running.handle.stats();

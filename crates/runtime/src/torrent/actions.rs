@@ -58,16 +58,15 @@ impl TorrentTask {
                 block_digests,
             } => self.verify_piece(now, piece, block_digests),
             Action::Disconnect { peer, reason } => {
-                if let Some(mut link) = self.links.remove(&peer) {
+                if let Some(link) = self.links.remove(&peer) {
                     tracing::debug!(addr = %link.addr, %reason, "disconnecting peer");
-                    self.count_deferred(now, peer, std::mem::take(&mut link.deferred));
                     self.links_changed();
                 }
             }
             Action::Ban { addr, reason } => {
                 tracing::info!(%addr, ?reason, "banning address");
                 self.banned.insert(addr);
-                self.known.retain(|known| known.ip() != addr);
+                self.known.forget_ip(addr);
             }
             Action::Connect { addr } => self.spawn_connect(addr),
         }
@@ -181,8 +180,7 @@ impl TorrentTask {
         });
     }
 
-    /// A read for serving finished: queue its blocks on the peer's link, and tell the engine
-    /// each is sent unless the link's send queue is over its bound (then when it drains).
+    /// A read for serving finished: queue its blocks on the peer's link.
     pub(super) fn read_done(
         &mut self,
         now: Instant,
@@ -199,23 +197,17 @@ impl TorrentTask {
         let items = read.blocks.iter().filter_map(|block| {
             let start = block.offset.saturating_sub(read.offset) as usize;
             let range = data.get(start..start.saturating_add(block.length as usize))?;
-            let item = Outgoing::Block {
+            Some(Outgoing::Block {
                 piece: block.piece,
                 offset: block.offset,
                 data: data.slice_ref(range),
-            };
-            Some((*block, item))
+            })
         });
-        self.queue_blocks(now, read.peer, items);
+        self.queue_blocks(read.peer, items);
     }
 
     /// A `PrepareSend` finished: queue its blocks as file ranges for `sendfile`.
-    pub(super) fn send_ready(
-        &mut self,
-        now: Instant,
-        tag: u64,
-        result: Result<Vec<ReadSegment>, StorageError>,
-    ) {
+    pub(super) fn send_ready(&mut self, tag: u64, result: Result<Vec<ReadSegment>, StorageError>) {
         let Some(read) = self.reads.remove(&tag) else {
             return;
         };
@@ -231,37 +223,25 @@ impl TorrentTask {
         let items = read.blocks.iter().filter_map(|block| {
             let start = block.offset.saturating_sub(read.offset);
             let segments = sub_plan(&plan, u64::from(start), u64::from(block.length))?;
-            let item = Outgoing::FileBlock {
+            Some(Outgoing::FileBlock {
                 piece: block.piece,
                 offset: block.offset,
                 segments,
-            };
-            Some((*block, item))
+            })
         });
-        self.queue_blocks(now, read.peer, items);
+        self.queue_blocks(read.peer, items);
     }
 
-    /// Queues served blocks on `peer`'s link and tells the engine each is sent, unless the
-    /// link's send queue is over its bound (then when it drains).
-    fn queue_blocks(
-        &mut self,
-        now: Instant,
-        peer: PeerKey,
-        items: impl Iterator<Item = (BlockRef, Outgoing)>,
-    ) {
+    /// Queues served blocks on `peer`'s link (held back while its send queue is over its
+    /// bound). The engine hears each is sent from the writer, once its last byte is written
+    /// (`BlocksSent`), not now: upload figures count bytes on the wire.
+    fn queue_blocks(&mut self, peer: PeerKey, items: impl Iterator<Item = Outgoing>) {
         let Some(link) = self.links.get_mut(&peer) else {
             return;
         };
         let mut first_item = false;
-        for (block, item) in items {
-            first_item |= link.push(item);
-            if link.may_send_blocks() {
-                if let Some(engine) = &mut self.engine {
-                    engine.block_sent(now, peer, block);
-                }
-            } else {
-                link.deferred.push(block);
-            }
+        for item in items {
+            first_item |= link.push_block(item);
         }
         if first_item {
             self.dirty.push(peer);

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bitswarm_engine::{PeerInfo, PeerKey};
-use bitswarm_wire::BlockRef;
 
 use super::{Command, Phase, TorrentTask};
 use crate::handshake;
-use crate::peer::{Connected, LinkLimits, PeerInput, PeerLink};
+use crate::peer::{BlocksSent, Connected, LinkLimits, PeerInput, PeerLink};
 use crate::rate_limit::Throttle;
 
 impl TorrentTask {
@@ -49,6 +48,7 @@ impl TorrentTask {
                 Arc::clone(&self.shared.rate_limits),
                 Arc::clone(&self.rate_limits),
             ),
+            sent: self.sent_tx.clone(),
         };
         tracing::debug!(%addr, outgoing = conn.outgoing, ?key, "peer connected");
         let link = PeerLink::spawn(conn, key, self.peer_tx.clone(), limits);
@@ -57,18 +57,18 @@ impl TorrentTask {
         self.links_changed();
     }
 
-    /// Input from a connection's reader or writer.
-    /// Blocks that were on a closing link's socket queue while its `block_sent` waited for
-    /// `Drained`: the writer had them, so they count as uploaded (the peer most often closes
-    /// because it has everything, after receiving them).
-    pub(super) fn count_deferred(&mut self, now: Instant, key: PeerKey, deferred: Vec<BlockRef>) {
+    /// A writer wrote the last byte of these blocks: they count as uploaded now, and the
+    /// engine may serve the peer more. Blocks of a connection that has closed since still
+    /// count (the engine adds them to the torrent's total only).
+    pub(super) fn blocks_sent(&mut self, now: Instant, sent: BlocksSent) {
         if let Some(engine) = &mut self.engine {
-            for block in deferred {
-                engine.block_sent(now, key, block);
+            for block in sent.blocks {
+                engine.block_sent(now, sent.key, block);
             }
         }
     }
 
+    /// Input from a connection's reader or writer.
     pub(super) fn peer_input(&mut self, now: Instant, input: PeerInput) {
         match input {
             PeerInput::Messages { key, messages } => {
@@ -82,9 +82,8 @@ impl TorrentTask {
                 }
             }
             PeerInput::Closed { key, reason } => {
-                if let Some(mut link) = self.links.remove(&key) {
+                if let Some(link) = self.links.remove(&key) {
                     tracing::debug!(addr = %link.addr, ?reason, "connection closed");
-                    self.count_deferred(now, key, std::mem::take(&mut link.deferred));
                     if let Some(engine) = &mut self.engine {
                         engine.peer_disconnected(now, key);
                     }
@@ -95,11 +94,8 @@ impl TorrentTask {
                 let Some(link) = self.links.get_mut(&key) else {
                     return;
                 };
-                let deferred = std::mem::take(&mut link.deferred);
-                if let Some(engine) = &mut self.engine {
-                    for block in deferred {
-                        engine.block_sent(now, key, block);
-                    }
+                if link.release_held() {
+                    self.dirty.push(key);
                 }
             }
         }

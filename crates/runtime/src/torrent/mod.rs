@@ -6,6 +6,7 @@
 
 mod actions;
 mod disk;
+mod known;
 mod links;
 mod verify;
 
@@ -27,10 +28,11 @@ use tracing::Instrument;
 
 use crate::error::{Result, RuntimeError};
 use crate::handle::{AddTorrent, Resume, TorrentEvent, TorrentHandle, TorrentState, TorrentStats};
-use crate::peer::{Connected, PeerInput, PeerLink};
+use crate::peer::{BlocksSent, Connected, PeerInput, PeerLink};
 use crate::rate_limit::Limiters;
 use crate::session::{SessionShared, TorrentEntry};
 use disk::DiskQueue;
+use known::KnownPeers;
 use verify::VerifyTracker;
 
 /// How often the statistics snapshot is refreshed at most (completion and state changes are
@@ -40,7 +42,7 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(100);
 const DISK_RETRY: Duration = Duration::from_millis(1);
 /// When nothing else is due, the task still wakes this often.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
-/// Disk completions taken per wake-up.
+/// Disk completions (and writers' reports of blocks sent) taken per wake-up.
 const RECV_BATCH_MAX: usize = 64;
 /// Peer batches (one socket read each) taken per wake-up: few, so that when the disk is
 /// slower than the network, little more than one read's worth waits in the disk backlog.
@@ -106,6 +108,8 @@ impl Prepared {
 struct Receivers {
     cmd: mpsc::UnboundedReceiver<Command>,
     peers: mpsc::Receiver<PeerInput>,
+    /// Writers' reports of blocks written (bounded by the engine's `upload_in_flight_max`).
+    sent: mpsc::UnboundedReceiver<BlocksSent>,
     disk: mpsc::UnboundedReceiver<Completion>,
     /// The check to run before the engine starts (submitted once completions are routed).
     check: Option<CheckScope>,
@@ -131,6 +135,7 @@ pub(crate) struct TorrentTask {
     /// Links with items queued since the last flush.
     dirty: Vec<PeerKey>,
     peer_tx: mpsc::Sender<PeerInput>,
+    sent_tx: mpsc::UnboundedSender<BlocksSent>,
     peer_count: Arc<AtomicUsize>,
     cmd_tx: mpsc::UnboundedSender<Command>,
     connects: JoinSet<()>,
@@ -141,14 +146,18 @@ pub(crate) struct TorrentTask {
     /// `ServeBlock`s of the current drain, coalesced into reads after it.
     serve: Vec<(PeerKey, bitswarm_wire::BlockRef)>,
     banned: HashSet<IpAddr>,
-    /// Addresses to reconnect to after a pause (from `add_peers` and outgoing connections).
-    known: HashSet<SocketAddr>,
+    /// Addresses from `add_peers`: offered to the engine, again after a while when
+    /// reported again, and all of them after a pause.
+    known: KnownPeers,
     checked: Arc<AtomicU32>,
     checkpoints: std::collections::VecDeque<oneshot::Sender<Result<ResumeSnapshot>>>,
     stats_tx: watch::Sender<TorrentStats>,
     events: broadcast::Sender<TorrentEvent>,
     /// Transfer totals of engines that ran before the current one.
-    totals: (u64, u64),
+    totals: Totals,
+    /// Bytes of the pieces that failed their hash check under the current engine (its
+    /// `wasted` minus these is what it threw away as unrequested or redundant blocks).
+    failed_bytes: u64,
     next_publish: Instant,
     publish_pending: bool,
     /// The first block of payload was reported (`TorrentEvent::FirstBlock`).
@@ -216,6 +225,7 @@ fn assemble(shared: Arc<SessionShared>, pool: Arc<DiskPool>, start: Start) -> Pr
     let count = start.geometry.piece_count();
     let (cmd_tx, cmd) = mpsc::unbounded_channel();
     let (peer_tx, peers) = mpsc::channel(shared.config.peer_input_queue_len_max);
+    let (sent_tx, sent) = mpsc::unbounded_channel();
     let (completions, disk) = mpsc::unbounded_channel();
     // A torrent that starts by checking says so from the first snapshot, so a caller can
     // wait for the check without racing the task's first update.
@@ -248,9 +258,13 @@ fn assemble(shared: Arc<SessionShared>, pool: Arc<DiskPool>, start: Start) -> Pr
     };
     let mut engine_config = shared.config.torrent.clone();
     engine_config.listen_port = Some(shared.listen_addr.port());
+    engine_config.own_peer_id = shared.peer_id.0;
     let mut task = TorrentTask {
         verify: VerifyTracker::new(shared.config.digest_buffer_bytes_max),
-        known: HashSet::new(),
+        known: KnownPeers::new(
+            shared.config.known_peers_max,
+            shared.config.peer_reoffer_interval,
+        ),
         shared,
         info_hash: start.info_hash,
         id: start.id,
@@ -270,6 +284,7 @@ fn assemble(shared: Arc<SessionShared>, pool: Arc<DiskPool>, start: Start) -> Pr
         links: HashMap::new(),
         dirty: Vec::new(),
         peer_tx,
+        sent_tx,
         peer_count,
         cmd_tx,
         connects: JoinSet::new(),
@@ -282,13 +297,14 @@ fn assemble(shared: Arc<SessionShared>, pool: Arc<DiskPool>, start: Start) -> Pr
         checkpoints: std::collections::VecDeque::new(),
         stats_tx,
         events,
-        totals: (0, 0),
+        totals: Totals::default(),
+        failed_bytes: 0,
         next_publish: Instant::now(),
         publish_pending: false,
         first_block_seen: false,
         rate_limits: start.rate_limits,
     };
-    task.remember(start.peers);
+    task.known.report(Instant::now(), start.peers);
     Prepared {
         entry,
         completions,
@@ -296,6 +312,7 @@ fn assemble(shared: Arc<SessionShared>, pool: Arc<DiskPool>, start: Start) -> Pr
         receivers: Receivers {
             cmd,
             peers,
+            sent,
             disk,
             check: start.check,
         },
@@ -336,6 +353,7 @@ impl TorrentTask {
         tokio::pin!(sleep);
         let mut peer_batch = Vec::with_capacity(PEER_BATCHES_MAX);
         let mut disk_batch = Vec::with_capacity(RECV_BATCH_MAX);
+        let mut sent_batch = Vec::with_capacity(RECV_BATCH_MAX);
         match rx.check.take() {
             Some(scope) => self.start_check(scope),
             None => self.start_engine(Instant::now()),
@@ -354,6 +372,13 @@ impl TorrentTask {
                     let Some(command) = command else { break };
                     if !self.command(command) {
                         break;
+                    }
+                }
+                n = rx.sent.recv_many(&mut sent_batch, RECV_BATCH_MAX) => {
+                    let now = Instant::now();
+                    debug_assert!(n > 0, "the task holds a sender");
+                    for sent in sent_batch.drain(..) {
+                        self.blocks_sent(now, sent);
                     }
                 }
                 n = rx.disk.recv_many(&mut disk_batch, RECV_BATCH_MAX) => {
@@ -408,11 +433,7 @@ impl TorrentTask {
     fn after_input(&mut self, now: Instant) {
         self.disk.retry();
         self.drain_actions(now);
-        let mut force = false;
-        while let Some(event) = self.engine.as_mut().and_then(Torrent::poll_event) {
-            force |= matches!(event, bitswarm_engine::Event::Completed);
-            let _ = self.events.send(TorrentEvent::Engine(event));
-        }
+        let force = self.forward_engine_events();
         self.publish(now, force);
     }
 
@@ -421,9 +442,10 @@ impl TorrentTask {
         let now = Instant::now();
         match command {
             Command::AddPeers(addrs) => {
-                let fresh = self.remember(addrs);
+                let addrs = addrs.into_iter().filter(|a| !self.banned.contains(&a.ip()));
+                let offer = self.known.report(now, addrs);
                 if let Some(engine) = &mut self.engine {
-                    engine.add_peer_candidates(now, fresh);
+                    engine.add_peer_candidates(now, offer);
                 }
             }
             Command::Connected(conn) => self.connected(now, *conn),
@@ -472,7 +494,7 @@ impl TorrentTask {
     fn completion(&mut self, now: Instant, event: DiskEvent) {
         match event {
             DiskEvent::Read { tag, result, .. } => self.read_done(now, tag, result),
-            DiskEvent::SendReady { tag, result, .. } => self.send_ready(now, tag, result),
+            DiskEvent::SendReady { tag, result, .. } => self.send_ready(tag, result),
             DiskEvent::PieceDone { piece, result } => match result {
                 Ok(()) => self.storage_verdict(now, piece, true),
                 Err(StorageError::PieceHashFailed { .. }) => {
@@ -537,17 +559,19 @@ impl TorrentTask {
         if self.wanted.count_ones() != count {
             engine.set_wanted(&self.wanted);
         }
-        engine.add_peer_candidates(now, self.known.iter().copied());
+        engine.add_peer_candidates(now, self.known.offer_all(now));
+        self.failed_bytes = 0;
         self.engine = Some(engine);
         self.phase = Phase::Active;
     }
 
     /// Closes every connection and drops the engine, keeping what it verified.
     fn stop_engine(&mut self) {
-        if let Some(engine) = self.engine.take() {
+        if let Some(mut engine) = self.engine.take() {
+            self.forward_events(&mut engine);
             let stats = engine.stats();
-            self.totals.0 += stats.downloaded;
-            self.totals.1 += stats.uploaded;
+            let totals = self.run_totals(&stats);
+            self.totals.add(&totals);
             self.have = engine.have().clone();
         }
         self.links.clear();
@@ -598,24 +622,53 @@ impl TorrentTask {
         self.storage.discard_pending(None);
     }
 
-    /// Adds addresses to `known` (bounded); returns those that were new.
-    fn remember(&mut self, addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
-        let max = self.shared.config.known_peers_max;
-        let mut fresh = Vec::new();
-        for addr in addrs {
-            if self.banned.contains(&addr.ip()) || self.known.len() >= max {
-                continue;
-            }
-            if self.known.insert(addr) {
-                fresh.push(addr);
-            }
+    /// The totals of the current engine's run, as [`TorrentStats`] counts them: its
+    /// `downloaded` counts accepted blocks only, so the blocks it threw away on arrival
+    /// (its `wasted` less the failed pieces) are added to make `downloaded` every payload
+    /// byte received.
+    fn run_totals(&self, e: &bitswarm_engine::TorrentStats) -> Totals {
+        let dropped = e.wasted.saturating_sub(self.failed_bytes);
+        Totals {
+            downloaded: e.downloaded + dropped,
+            uploaded: e.uploaded,
+            wasted: e.wasted,
+            hash_failures: e.hash_failures,
         }
-        fresh
+    }
+
+    /// Passes on the running engine's events; `true` if it completed.
+    fn forward_engine_events(&mut self) -> bool {
+        let Some(mut engine) = self.engine.take() else {
+            return false;
+        };
+        let completed = self.forward_events(&mut engine);
+        self.engine = Some(engine);
+        completed
+    }
+
+    /// Passes on the engine's events, noting the bytes of failed pieces; `true` if it
+    /// completed.
+    fn forward_events(&mut self, engine: &mut Torrent) -> bool {
+        let mut completed = false;
+        while let Some(event) = engine.poll_event() {
+            match event {
+                bitswarm_engine::Event::Completed => completed = true,
+                bitswarm_engine::Event::PieceFailed { piece } => {
+                    self.failed_bytes += u64::from(self.geometry.piece_len(piece));
+                }
+                _ => {}
+            }
+            let _ = self.events.send(TorrentEvent::Engine(event));
+        }
+        completed
     }
 
     /// Refreshes the statistics snapshot, at most every [`STATS_INTERVAL`] unless forced; a
     /// refresh held back is done when the interval is over.
     fn publish(&mut self, now: Instant, force: bool) {
+        // Failed pieces must be noted before the engine's `wasted` is read (see
+        // `run_totals`), whenever this is called.
+        let force = self.forward_engine_events() || force;
         if !force && now < self.next_publish {
             self.publish_pending = true;
             return;
@@ -629,8 +682,9 @@ impl TorrentTask {
     fn snapshot(&self) -> TorrentStats {
         let count = self.geometry.piece_count();
         let mut s = TorrentStats::initial(count, self.geometry.total_length, TorrentState::Paused);
-        s.downloaded = self.totals.0;
-        s.uploaded = self.totals.1;
+        let t = &self.totals;
+        (s.downloaded, s.uploaded, s.wasted) = (t.downloaded, t.uploaded, t.wasted);
+        s.hash_failures = t.hash_failures;
         s.state = match self.phase {
             Phase::Checking => TorrentState::Checking {
                 checked: self.checked.load(Ordering::Relaxed),
@@ -652,22 +706,42 @@ impl TorrentTask {
             return s;
         };
         let e = engine.stats();
+        let run = self.run_totals(&e);
         s.pieces_have = e.pieces_have;
         s.pieces_missing = e.pieces_missing;
-        s.downloaded += e.downloaded;
-        s.uploaded += e.uploaded;
+        s.downloaded += run.downloaded;
+        s.uploaded += run.uploaded;
+        s.wasted += run.wasted;
+        s.hash_failures = s.hash_failures.saturating_add(run.hash_failures);
         s.download_rate = e.download_rate;
         s.upload_rate = e.upload_rate;
         s.peers = e.peers;
         s.seeds = e.seeds;
-        s.hash_failures = e.hash_failures;
-        s.wasted += e.wasted;
         s.finished = engine.is_finished();
         s.complete = engine.is_complete();
         if s.finished {
             s.state = TorrentState::Seeding;
         }
         s
+    }
+}
+
+/// Counters of engines that have stopped (a pause or a disk error ends an engine; the next
+/// one starts from zero).
+#[derive(Debug, Default, Clone)]
+struct Totals {
+    downloaded: u64,
+    uploaded: u64,
+    wasted: u64,
+    hash_failures: u32,
+}
+
+impl Totals {
+    fn add(&mut self, run: &Totals) {
+        self.downloaded += run.downloaded;
+        self.uploaded += run.uploaded;
+        self.wasted += run.wasted;
+        self.hash_failures = self.hash_failures.saturating_add(run.hash_failures);
     }
 }
 

@@ -130,10 +130,17 @@ pub async fn wait_stats(
 
 /// Our raw peer's handshake for `info_hash` (fast and extension bits set).
 pub fn raw_handshake(info_hash: [u8; 20]) -> Handshake {
+    // A new peer id for every raw peer: the engine keeps one connection per peer id.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let mut peer_id = *b"-XX0001-raw-peer-\0\0\0";
+    let n = NEXT
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .to_be_bytes();
+    peer_id[17..].copy_from_slice(&n[1..]);
     Handshake {
         reserved: Reserved::NONE.with_fast(true).with_extension_protocol(true),
         info_hash,
-        peer_id: PeerId(*b"-XX0001-raw-peer-000"),
+        peer_id: PeerId(peer_id),
     }
 }
 
