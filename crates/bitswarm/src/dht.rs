@@ -8,8 +8,9 @@
 //! DHT; a DHT that cannot start is a warning, not an error, since trackers and `--peer` may
 //! still do the job — unless the user named the port.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -193,14 +194,18 @@ fn is_own(peer: SocketAddr, own: SocketAddr) -> bool {
 
 /// The DHT side of a running torrent: the node (when on) and the torrent's announcement.
 pub struct TorrentDhtState {
-    node: DhtNode,
-    torrent: DhtTorrent,
+    /// The IPv4 node and, when we listen on every address, the IPv6 one (BEP 32), each with
+    /// the torrent's announcement or lookups.
+    nodes: Vec<(DhtNode, DhtTorrent)>,
 }
 
 impl TorrentDhtState {
     /// Starts the node (unless `--no-dht`, or the torrent is private) and announces the
     /// torrent (or, unless `announce`, only looks it up: see [`DhtTorrent::search`]), feeding
-    /// its peers to `sink`.
+    /// its peers to `sink`. When `listen` is an unspecified address (every interface), an
+    /// IPv6 node runs beside the IPv4 one (BEP 32) on the same port number if it can: it
+    /// announces only when we also accept IPv6 peers (`listen` is IPv6), else it only looks
+    /// up; a host without IPv6 just goes without it.
     pub async fn start(
         args: &DhtArgs,
         private: bool,
@@ -208,7 +213,7 @@ impl TorrentDhtState {
         info_hash: [u8; 20],
         listen: SocketAddr,
         state: &Path,
-        sink: impl Fn(Vec<SocketAddr>) + Send + 'static,
+        sink: impl Fn(Vec<SocketAddr>) + Send + Sync + 'static,
     ) -> Result<Option<Self>> {
         if private {
             if !args.no_dht {
@@ -219,19 +224,60 @@ impl TorrentDhtState {
         let Some(node) = start_node(args, listen, state)? else {
             return Ok(None);
         };
-        let torrent = if announce {
-            DhtTorrent::start(&node, info_hash, listen, sink).await?
+        let v6 = if listen.ip().is_unspecified() {
+            start_node_v6(args, node.local_addr().port(), state)
         } else {
-            DhtTorrent::search(&node, info_hash, listen, sink)
+            None
         };
-        Ok(Some(Self { node, torrent }))
+        let sink = Arc::new(sink);
+        let mut nodes = Vec::new();
+        for (node, announce) in [
+            Some((node, announce)),
+            v6.map(|n| (n, announce && listen.is_ipv6())),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let sink = Arc::clone(&sink);
+            let feed = move |peers| sink(peers);
+            let torrent = if announce {
+                DhtTorrent::start(&node, info_hash, listen, feed).await?
+            } else {
+                DhtTorrent::search(&node, info_hash, listen, feed)
+            };
+            nodes.push((node, torrent));
+        }
+        Ok(Some(Self { nodes }))
     }
 
-    /// Stops announcing and shuts the node down, saving its routing table.
+    /// Stops announcing and shuts the nodes down, saving their routing tables.
     pub async fn shutdown(self) {
-        drop(self.torrent);
-        if let Err(e) = self.node.shutdown().await {
-            eprintln!("warning: DHT: {e}");
+        for (node, torrent) in self.nodes {
+            drop(torrent);
+            if let Err(e) = node.shutdown().await {
+                eprintln!("warning: DHT: {e}");
+            }
+        }
+    }
+}
+
+/// The IPv6 DHT node beside the IPv4 one (BEP 32), on `[::]` and the IPv4 node's port number
+/// (or any free port); `None`, with a note, when the host has no IPv6.
+fn start_node_v6(args: &DhtArgs, port: u16, state: &Path) -> Option<DhtNode> {
+    let bootstrap = bootstrap_list(&args.dht_bootstrap).ok()?;
+    let config = |port| DhtNodeConfig {
+        bootstrap: bootstrap.clone(),
+        state: Some(state.to_path_buf()),
+        ..DhtNodeConfig::new(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port))
+    };
+    match DhtNode::start(config(port)).or_else(|_| DhtNode::start(config(0))) {
+        Ok(node) => {
+            println!("dht listening on {}", node.local_addr());
+            Some(node)
+        }
+        Err(e) => {
+            eprintln!("note: no IPv6 DHT: {e}");
+            None
         }
     }
 }

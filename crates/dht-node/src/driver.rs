@@ -72,20 +72,22 @@ pub(crate) fn spawn(
         .map(NodeStore::load)
         .transpose()?
         .unwrap_or_default();
+    let family = AddressFamily::of(&config.bind);
     let seed = config.seed.unwrap_or_else(rand::random);
     let node_id = choose_id(&saved, &mut SmallRng::seed_from_u64(seed));
     let dht_config = DhtConfig {
         node_id,
         external_ip: saved.external_ip,
-        family: AddressFamily::V4,
+        family,
         read_only: config.read_only,
         ..config.dht
     };
     let bucket_size = dht_config.bucket_size;
     let mut dht = Dht::new(dht_config, seed);
     let now = Instant::now();
-    let restored = saved.nodes.iter().filter(|(_, a)| a.is_ipv4()).count();
-    for (id, addr) in saved.nodes.iter().filter(|(_, a)| a.is_ipv4()) {
+    let ours = |a: &SocketAddr| AddressFamily::of(a) == family;
+    let restored = saved.nodes.iter().filter(|(_, a)| ours(a)).count();
+    for (id, addr) in saved.nodes.iter().filter(|(_, a)| ours(a)) {
         dht.add_node(now, *addr, Some(*id));
     }
     let id = dht.id();
@@ -97,6 +99,7 @@ pub(crate) fn spawn(
         commands,
         resolved,
         resolved_tx,
+        family,
         bootstrap: config.bootstrap,
         store: store.map(Arc::new),
         external_ip: saved.external_ip,
@@ -126,6 +129,8 @@ fn choose_id(saved: &SavedState, rng: &mut SmallRng) -> Option<NodeId> {
 
 struct Driver {
     dht: Dht,
+    /// The address family of the socket and the table (one node per family, BEP 32).
+    family: AddressFamily,
     socket: UdpSocket,
     commands: mpsc::Receiver<Command>,
     resolved: mpsc::Receiver<Resolved>,
@@ -355,6 +360,7 @@ impl Driver {
         }
         let names = self.bootstrap.clone();
         let tx = self.resolved_tx.clone();
+        let family = self.family;
         tokio::spawn(async move {
             let mut out = Vec::new();
             for name in &names {
@@ -362,7 +368,11 @@ impl Driver {
                 match lookup.await {
                     Ok(Ok(addrs)) => {
                         let node = !DEFAULT_ROUTERS.contains(&name.as_str());
-                        out.extend(addrs.filter(SocketAddr::is_ipv4).map(|a| (a, node)));
+                        out.extend(
+                            addrs
+                                .filter(|a| AddressFamily::of(a) == family)
+                                .map(|a| (a, node)),
+                        );
                     }
                     Ok(Err(e)) => {
                         tracing::info!(%name, error = %e, "DHT bootstrap: cannot resolve");
@@ -371,7 +381,7 @@ impl Driver {
                 }
             }
             if out.is_empty() {
-                tracing::warn!("DHT bootstrap: none of {names:?} resolved to an IPv4 address");
+                tracing::warn!("DHT bootstrap: none of {names:?} resolved to a {family:?} address");
             }
             let _ = tx.send(out).await;
         });

@@ -14,9 +14,6 @@ pub enum DhtNodeError {
         /// Why.
         source: std::io::Error,
     },
-    /// Only IPv4 nodes are run for now (one `Dht` per family, BEP 32).
-    #[error("the DHT runs on IPv4 only; {0} is not an IPv4 address")]
-    NotIpv4(SocketAddr),
     /// The state database could not be opened, read or written.
     #[error("DHT state database {path}: {source}")]
     Store {

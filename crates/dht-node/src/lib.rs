@@ -129,6 +129,18 @@ impl Announcement {
     }
 }
 
+/// Binds a UDP socket; an IPv6 one only for IPv6 (`IPV6_V6ONLY`), so an IPv4 node can
+/// use the same port number beside it.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
 /// A running DHT node. Clones are handles to the same node; the node stops when
 /// [`DhtNode::shutdown`] is called or the last handle is dropped (saving its table either way).
 #[derive(Debug, Clone)]
@@ -142,14 +154,11 @@ impl DhtNode {
     /// Binds the socket, restores the saved state and starts the node's task. Must be called
     /// from within a tokio runtime.
     pub fn start(config: DhtNodeConfig) -> Result<Self> {
-        if !config.bind.is_ipv4() {
-            return Err(DhtNodeError::NotIpv4(config.bind));
-        }
         let bind_error = |source| DhtNodeError::Bind {
             addr: config.bind,
             source,
         };
-        let std_socket = UdpSocket::bind(config.bind).map_err(bind_error)?;
+        let std_socket = bind_udp(config.bind).map_err(bind_error)?;
         std_socket.set_nonblocking(true).map_err(bind_error)?;
         let socket = tokio::net::UdpSocket::from_std(std_socket).map_err(bind_error)?;
         let local_addr = socket.local_addr().map_err(bind_error)?;

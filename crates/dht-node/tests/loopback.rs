@@ -1,5 +1,6 @@
-//! Real DHT nodes on 127.0.0.1 in one process: announce and find peers through a bootstrap
-//! node, and a restart that comes back with the saved table and id. Every wait is bounded.
+//! Real DHT nodes on 127.0.0.1 (and `::1`) in one process: announce and find peers through a
+//! bootstrap node, and a restart that comes back with the saved table and id. Every wait is
+//! bounded.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +39,54 @@ async fn collect(mut rx: mpsc::Receiver<DhtPeers>) -> (Vec<SocketAddr>, Option<u
     .await
     .expect("the lookup ends in time");
     (peers, done)
+}
+
+/// BEP 32: nodes on IPv6 (`::1`) announce and find an IPv6 peer, and an IPv4 node can share
+/// the port number of an IPv6 one.
+#[tokio::test]
+async fn ipv6_nodes_announce_and_find_peers() {
+    let v6 = |bootstrap: &[SocketAddr], port| {
+        DhtNode::start(DhtNodeConfig {
+            bootstrap: bootstrap.iter().map(ToString::to_string).collect(),
+            ..DhtNodeConfig::new(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)))
+        })
+        .expect("start an IPv6 DHT node")
+    };
+    let hub = v6(&[], 0);
+    assert!(hub.local_addr().is_ipv6());
+    let same_port_v4 = DhtNode::start(DhtNodeConfig::new(SocketAddr::from((
+        [127, 0, 0, 1],
+        hub.local_addr().port(),
+    ))))
+    .expect("an IPv4 node on the IPv6 node's port number");
+    let announcer = v6(&[hub.local_addr()], 0);
+    let seeker = v6(&[hub.local_addr()], 0);
+    let info_hash = [0x6b; 20];
+    let mut announcement = announcer
+        .announce(info_hash, Some(7006))
+        .await
+        .expect("announce");
+    let round = tokio::time::timeout(WAIT, async {
+        loop {
+            match announcement.recv().await {
+                Some(DhtPeers { done: Some(s), .. }) => break s,
+                Some(_) => {}
+                None => panic!("the announcement ended"),
+            }
+        }
+    })
+    .await
+    .expect("the first announce round ends in time");
+    assert!(round.announced_to >= 1, "{round:?}");
+    let (peers, responded) = collect(seeker.get_peers(info_hash).await.expect("get_peers")).await;
+    assert!(responded.is_some_and(|n| n >= 1), "{responded:?}");
+    let expected = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 7006));
+    assert!(peers.contains(&expected), "{peers:?}");
+    let stats = hub.stats().await.expect("stats");
+    assert!(stats.peers_stored >= 1, "{stats:?}");
+    for node in [hub, same_port_v4, announcer, seeker] {
+        node.shutdown().await.expect("shutdown");
+    }
 }
 
 #[tokio::test]
