@@ -41,6 +41,35 @@ async fn collect(mut rx: mpsc::Receiver<DhtPeers>) -> (Vec<SocketAddr>, Option<u
     (peers, done)
 }
 
+/// `announcer` announces `info_hash` on `port` and its first round reaches a node; then
+/// `seeker` looks it up (some node answers); returns the peers found.
+async fn announce_then_find(
+    announcer: &DhtNode,
+    seeker: &DhtNode,
+    info_hash: [u8; 20],
+    port: u16,
+) -> Vec<SocketAddr> {
+    let mut announcement = announcer
+        .announce(info_hash, Some(port))
+        .await
+        .expect("announce");
+    let round = tokio::time::timeout(WAIT, async {
+        loop {
+            match announcement.recv().await {
+                Some(DhtPeers { done: Some(s), .. }) => break s,
+                Some(_) => {}
+                None => panic!("the announcement ended"),
+            }
+        }
+    })
+    .await
+    .expect("the first announce round ends in time");
+    assert!(round.announced_to >= 1, "{round:?}");
+    let (peers, responded) = collect(seeker.get_peers(info_hash).await.expect("get_peers")).await;
+    assert!(responded.is_some_and(|n| n >= 1), "{responded:?}");
+    peers
+}
+
 /// BEP 32: nodes on IPv6 (`::1`) announce and find an IPv6 peer, and an IPv4 node can share
 /// the port number of an IPv6 one.
 #[tokio::test]
@@ -62,24 +91,7 @@ async fn ipv6_nodes_announce_and_find_peers() {
     let announcer = v6(&[hub.local_addr()], 0);
     let seeker = v6(&[hub.local_addr()], 0);
     let info_hash = [0x6b; 20];
-    let mut announcement = announcer
-        .announce(info_hash, Some(7006))
-        .await
-        .expect("announce");
-    let round = tokio::time::timeout(WAIT, async {
-        loop {
-            match announcement.recv().await {
-                Some(DhtPeers { done: Some(s), .. }) => break s,
-                Some(_) => {}
-                None => panic!("the announcement ended"),
-            }
-        }
-    })
-    .await
-    .expect("the first announce round ends in time");
-    assert!(round.announced_to >= 1, "{round:?}");
-    let (peers, responded) = collect(seeker.get_peers(info_hash).await.expect("get_peers")).await;
-    assert!(responded.is_some_and(|n| n >= 1), "{responded:?}");
+    let peers = announce_then_find(&announcer, &seeker, info_hash, 7006).await;
     let expected = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 7006));
     assert!(peers.contains(&expected), "{peers:?}");
     let stats = hub.stats().await.expect("stats");
@@ -95,25 +107,7 @@ async fn a_peer_announced_through_a_bootstrap_node_is_found_by_another_node() {
     let announcer = node(&[hub.local_addr()], None);
     let seeker = node(&[hub.local_addr()], None);
     let info_hash = [0x5a; 20];
-    let mut announcement = announcer
-        .announce(info_hash, Some(7000))
-        .await
-        .expect("announce");
-    let round = tokio::time::timeout(WAIT, async {
-        loop {
-            match announcement.recv().await {
-                Some(DhtPeers { done: Some(s), .. }) => break s,
-                Some(_) => {}
-                None => panic!("the announcement ended"),
-            }
-        }
-    })
-    .await
-    .expect("the first announce round ends in time");
-    assert!(round.announced_to >= 1, "{round:?}");
-
-    let (peers, responded) = collect(seeker.get_peers(info_hash).await.expect("get_peers")).await;
-    assert!(responded.is_some_and(|n| n >= 1), "{responded:?}");
+    let peers = announce_then_find(&announcer, &seeker, info_hash, 7000).await;
     assert!(
         peers.contains(&SocketAddr::from(([127, 0, 0, 1], 7000))),
         "{peers:?}"
