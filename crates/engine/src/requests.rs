@@ -395,6 +395,7 @@ impl Torrent {
     /// expected; beyond those, too many end the connection.
     fn unrequested_block(&mut self, slot: u32, len: u64) {
         self.wasted += len;
+        self.dropped += len;
         self.unexpected_answer(slot);
     }
 

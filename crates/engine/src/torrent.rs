@@ -34,7 +34,9 @@ pub struct TorrentStats {
     pub pieces_have: u32,
     /// Wanted pieces not yet verified.
     pub pieces_missing: u32,
-    /// Payload bytes accepted from peers (including pieces that later failed).
+    /// Every payload byte received from peers: accepted blocks (including pieces that later
+    /// failed) and blocks dropped on arrival (unrequested or redundant); `downloaded − wasted`
+    /// is what was kept.
     pub downloaded: u64,
     /// Payload bytes sent to peers.
     pub uploaded: u64,
@@ -88,6 +90,8 @@ pub struct Torrent {
     pub(crate) download: RateMeter,
     pub(crate) upload: RateMeter,
     pub(crate) wasted: u64,
+    /// Payload bytes of blocks dropped on arrival (unrequested or redundant), part of `wasted`.
+    pub(crate) dropped: u64,
     pub(crate) hash_failures: u32,
     /// Extension protocol state: metadata to serve, per-peer ids, PEX (`extension.rs`).
     pub(crate) extensions: crate::extension::Extensions,
@@ -150,6 +154,7 @@ impl Torrent {
             download: RateMeter::default(),
             upload: RateMeter::default(),
             wasted: 0,
+            dropped: 0,
             hash_failures: 0,
             extensions: crate::extension::Extensions::default(),
             super_seed,
@@ -339,7 +344,7 @@ impl Torrent {
             piece_count: self.geometry.piece_count(),
             pieces_have: self.have.count_ones(),
             pieces_missing: self.wanted_missing,
-            downloaded: self.download.total(),
+            downloaded: self.download.total() + self.dropped,
             uploaded: self.upload.total(),
             wasted: self.wasted,
             hash_failures: self.hash_failures,

@@ -155,9 +155,6 @@ pub(crate) struct TorrentTask {
     events: broadcast::Sender<TorrentEvent>,
     /// Transfer totals of engines that ran before the current one.
     totals: Totals,
-    /// Bytes of the pieces that failed their hash check under the current engine (its
-    /// `wasted` minus these is what it threw away as unrequested or redundant blocks).
-    failed_bytes: u64,
     next_publish: Instant,
     publish_pending: bool,
     /// The first block of payload was reported (`TorrentEvent::FirstBlock`).
@@ -298,7 +295,6 @@ fn assemble(shared: Arc<SessionShared>, pool: Arc<DiskPool>, start: Start) -> Pr
         stats_tx,
         events,
         totals: Totals::default(),
-        failed_bytes: 0,
         next_publish: Instant::now(),
         publish_pending: false,
         first_block_seen: false,
@@ -560,7 +556,6 @@ impl TorrentTask {
             engine.set_wanted(&self.wanted);
         }
         engine.add_peer_candidates(now, self.known.offer_all(now));
-        self.failed_bytes = 0;
         self.engine = Some(engine);
         self.phase = Phase::Active;
     }
@@ -570,7 +565,7 @@ impl TorrentTask {
         if let Some(mut engine) = self.engine.take() {
             self.forward_events(&mut engine);
             let stats = engine.stats();
-            let totals = self.run_totals(&stats);
+            let totals = Self::run_totals(&stats);
             self.totals.add(&totals);
             self.have = engine.have().clone();
         }
@@ -622,14 +617,10 @@ impl TorrentTask {
         self.storage.discard_pending(None);
     }
 
-    /// The totals of the current engine's run, as [`TorrentStats`] counts them: its
-    /// `downloaded` counts accepted blocks only, so the blocks it threw away on arrival
-    /// (its `wasted` less the failed pieces) are added to make `downloaded` every payload
-    /// byte received.
-    fn run_totals(&self, e: &bitswarm_engine::TorrentStats) -> Totals {
-        let dropped = e.wasted.saturating_sub(self.failed_bytes);
+    /// The totals of the current engine's run.
+    fn run_totals(e: &bitswarm_engine::TorrentStats) -> Totals {
         Totals {
-            downloaded: e.downloaded + dropped,
+            downloaded: e.downloaded,
             uploaded: e.uploaded,
             wasted: e.wasted,
             hash_failures: e.hash_failures,
@@ -646,18 +637,11 @@ impl TorrentTask {
         completed
     }
 
-    /// Passes on the engine's events, noting the bytes of failed pieces; `true` if it
-    /// completed.
+    /// Passes on the engine's events; `true` if it completed.
     fn forward_events(&mut self, engine: &mut Torrent) -> bool {
         let mut completed = false;
         while let Some(event) = engine.poll_event() {
-            match event {
-                bitswarm_engine::Event::Completed => completed = true,
-                bitswarm_engine::Event::PieceFailed { piece } => {
-                    self.failed_bytes += u64::from(self.geometry.piece_len(piece));
-                }
-                _ => {}
-            }
+            completed |= matches!(event, bitswarm_engine::Event::Completed);
             let _ = self.events.send(TorrentEvent::Engine(event));
         }
         completed
@@ -666,8 +650,8 @@ impl TorrentTask {
     /// Refreshes the statistics snapshot, at most every [`STATS_INTERVAL`] unless forced; a
     /// refresh held back is done when the interval is over.
     fn publish(&mut self, now: Instant, force: bool) {
-        // Failed pieces must be noted before the engine's `wasted` is read (see
-        // `run_totals`), whenever this is called.
+        // Pending engine events go out before the snapshot they led to (and a completion
+        // forces it).
         let force = self.forward_engine_events() || force;
         if !force && now < self.next_publish {
             self.publish_pending = true;
@@ -706,7 +690,7 @@ impl TorrentTask {
             return s;
         };
         let e = engine.stats();
-        let run = self.run_totals(&e);
+        let run = Self::run_totals(&e);
         s.pieces_have = e.pieces_have;
         s.pieces_missing = e.pieces_missing;
         s.downloaded += run.downloaded;
