@@ -6,7 +6,9 @@
 # CEILING_SCRIPT is set. Prints, per contender: MiB/s (payload / wall time from the leecher's
 # first connection, or its launch where the client does not report connecting, to its
 # `complete:` line), CPU seconds (the seeder's counted from the end of its start-up check of the
-# data, which is shown apart) and peak RSS of seeder and leecher (wait4 rusage), time to first
+# data, which is shown apart; to exit, and also up to the leecher's `complete:` line, since
+# bitswarm then syncs the data before recording it and exiting while the others leave writeback
+# to the kernel) and peak RSS of seeder and leecher (wait4 rusage), time to first
 # byte (bitswarm: the `first block after S s of connecting` line of `bitswarm download`, from
 # the handshake to the first payload block; libtorrent: from its dial to the first 50 ms stats
 # sample showing payload), and ratios to libtorrent and to the ceiling.

@@ -78,7 +78,6 @@ fn download(
         let complete_at_start = running.handle.stats().finished;
         let mut ending = transfer::run_until(&running, true).await?;
         if ending == Ending::Finished {
-            println!("complete: {}", running.name);
             if !complete_at_start {
                 running.announce_completed();
             }

@@ -423,8 +423,9 @@ pub async fn seed_until(running: &Running, policy: &SeedPolicy) -> Result<Ending
     Ok(ending)
 }
 
-/// Shows progress until the torrent finishes (when `until_finished`) or a signal arrives,
-/// saving progress to the database every few seconds.
+/// Shows progress until the torrent finishes (when `until_finished`; then prints
+/// `complete: NAME`) or a signal arrives, saving progress to the database every few seconds
+/// and once more at the end.
 pub async fn run_until(running: &Running, until_finished: bool) -> Result<Ending> {
     run_loop(running, until_finished, None).await
 }
@@ -473,6 +474,11 @@ async fn run_loop(
         }
     };
     progress.finish();
+    if until_finished && ending == Ending::Finished {
+        // Every piece is verified and written (to the page cache): say so now, as other
+        // clients do; syncing the data and recording it follows.
+        println!("complete: {}", running.name);
+    }
     save(running).await?;
     Ok(ending)
 }
