@@ -297,3 +297,50 @@ fn both_ends_of_a_simultaneous_dial_keep_the_same_connection() {
         }
     }
 }
+
+/// Tit-for-tat in the optimistic slot: a peer that had an optimistic unchoke from us and
+/// never unchoked us in return, though it has what we want (a free-rider), is picked half as
+/// often as peers that did.
+#[test]
+fn optimistic_slot_favours_peers_that_answered_an_unchoke() {
+    let config = TorrentConfig {
+        unchoke_slots: 1,
+        ..TorrentConfig::default()
+    };
+    let mut t = T::new(8, 2, config);
+    let e = PeerKey(5);
+    for k in [A, B, C, D, e] {
+        t.connect(k, true);
+        t.msg(k, Message::Interested);
+        for piece in 0..6 {
+            t.msg(k, Message::Have { piece }); // not a starter, and we want what it has
+        }
+    }
+    let mut picked = std::collections::BTreeMap::<PeerKey, u32>::new();
+    for round in 0..1000 {
+        t.advance(Duration::from_secs(30));
+        for k in [A, B, C, D, e] {
+            t.msg(k, Message::KeepAlive);
+        }
+        let holder = unchoked(&t).into_iter().find(|&(_, optimistic)| optimistic);
+        if let Some((k, _)) = holder {
+            // Everyone but B answers an unchoke with one of its own.
+            if k != B {
+                t.msg(k, Message::Unchoke);
+            }
+            if round >= 40 {
+                *picked.entry(k).or_default() += 1;
+            }
+        }
+    }
+    let b = picked.get(&B).copied().unwrap_or(0);
+    let others: Vec<u32> = [C, D, e]
+        .iter()
+        .map(|k| picked.get(k).copied().unwrap_or(0))
+        .collect();
+    let mean = f64::from(others.iter().sum::<u32>()) / 3.0;
+    assert!(
+        f64::from(b) < 0.85 * mean && b > 0,
+        "B (never answers) picked {b} times, the others {others:?}"
+    );
+}

@@ -3,7 +3,7 @@
 //! at random); once finished, libtorrent's round robin (a peer keeps its slot until it got its
 //! quota or its time slice, then the peers that waited longest come in). One optimistic slot on
 //! top, rotated every `optimistic_interval`, newcomers and peers holding almost nothing three
-//! times as likely. A peer that becomes interested is unchoked at once if a slot is free, so
+//! times as likely, peers that never answered an optimistic unchoke with one half as likely. A peer that becomes interested is unchoked at once if a slot is free, so
 //! the first block flows within a round trip of connecting. Slots move on at a piece boundary
 //! as soon as their holder has had its quota and someone waits (`rotate_on_quota`): the seed's
 //! round robin and the optimistic slot do not wait for the next 10 s / 30 s timer, so peers
@@ -396,8 +396,11 @@ impl Torrent {
     }
 
     /// An interested peer that is choked (or, during a rechoke, losing its regular slot:
-    /// `keep` marks the slots that keep theirs) at random, newcomers (connected within three
-    /// optimistic intervals and never optimistically unchoked) three times as likely.
+    /// `keep` marks the slots that keep theirs) at random: newcomers (connected within three
+    /// optimistic intervals and never optimistically unchoked) and peers holding almost
+    /// nothing three times as likely as others, and peers that had an optimistic unchoke from
+    /// us and an interval since but never unchoked us, though they have what we want, half
+    /// as likely (a free-rider is one).
     fn optimistic_choice(&mut self, keep: &[bool]) -> Option<u32> {
         let rechoke = !keep.is_empty();
         let now = self.now;
@@ -423,7 +426,21 @@ impl Torrent {
                 // A peer that holds almost nothing cannot pay back yet; one piece makes it an
                 // uploader, so it is as likely as a newcomer.
                 let starter = !p.seed && p.has.count_ones() < starter_pieces;
-                Some((slot as u32, if new || starter { 3 } else { 1 }))
+                // Given its chance and an interval to answer it, it never unchoked us though
+                // it has what we want: it may be a free-rider, so half as likely.
+                let unanswered = p.ever_optimistic
+                    && p.am_interested
+                    && !p.ever_unchoked_us
+                    && now.saturating_duration_since(p.connected_at)
+                        >= self.config.optimistic_interval;
+                let weight = if new || starter {
+                    6
+                } else if unanswered {
+                    1
+                } else {
+                    2
+                };
+                Some((slot as u32, weight))
             })
             .collect();
         pick_weighted(&choices, &mut self.rng)

@@ -229,6 +229,7 @@ impl Torrent {
             return;
         };
         let was_choking = std::mem::replace(&mut peer.peer_choking, false);
+        peer.ever_unchoked_us = true;
         if was_choking && !peer.info.fast {
             // Every request we still hold predates the choke: the peer has forgotten them.
             self.drop_all_requests(slot, false);

@@ -105,6 +105,8 @@ pub(crate) struct Peer {
     pub(crate) optimistic: bool,
     pub(crate) ever_optimistic: bool,
     pub(crate) unchoked_at: Option<Instant>,
+    /// It unchoked us at least once.
+    pub(crate) ever_unchoked_us: bool,
     pub(crate) last_unchoked: Option<Instant>,
     pub(crate) uploaded_at_unchoke: u64,
     pub(crate) choke_tiebreak: u32,
@@ -161,6 +163,7 @@ impl Peer {
             optimistic: false,
             ever_optimistic: false,
             unchoked_at: None,
+            ever_unchoked_us: false,
             last_unchoked: None,
             uploaded_at_unchoke: 0,
             choke_tiebreak: 0,
