@@ -32,6 +32,10 @@ pub const HASH_READ_CHUNK_BYTES: usize = 1 << 20;
 /// thread can hash meanwhile.
 const WRITE_LOCK_STRIPES: usize = 8;
 
+/// A completed piece's in-memory blocks are hashed and written in runs of this many bytes,
+/// so each run is written while still in the core's cache (see `Storage::hash_and_write`).
+const HASH_WRITE_RUN_BYTES: usize = 256 << 10;
+
 /// The caller's name for a torrent; every completion carries it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TorrentId(pub u64);
@@ -387,12 +391,11 @@ impl Storage {
         Ok(self.lock().settle(piece, piece_len, offset))
     }
 
-    /// Hash, then write, then mark verified: a piece is never recorded before its data was
-    /// written, and a corrupt piece is never written from memory.
+    /// Hash and write (run by run), then mark verified if the hash matched: a piece is never
+    /// recorded before its data was written; a corrupt piece's bytes may reach the file, but
+    /// it is not recorded, and its blocks are fetched again.
     fn complete_piece(&self, piece: u32, blocks: PieceBlocks) -> WriteOutcome {
-        let result = self
-            .hash_blocks(piece, &blocks)
-            .and_then(|()| self.write_mem_blocks(piece, &blocks));
+        let result = self.hash_and_write(piece, &blocks);
         drop(blocks); // gives the memory back to the budget
         self.lock().finish(piece, result.is_ok());
         match result {
@@ -401,43 +404,47 @@ impl Storage {
         }
     }
 
-    fn hash_blocks(&self, piece: u32, blocks: &PieceBlocks) -> Result<()> {
+    /// Hashes the piece and writes its in-memory blocks, a run of at most
+    /// `HASH_WRITE_RUN_BYTES` at a time right after hashing it, while the run is still in this
+    /// core's cache (hashing all of a large piece first and then writing it read every byte
+    /// from memory twice). A piece that fails its hash is then partly or wholly on disk, but
+    /// never recorded as verified: its blocks are downloaded again and overwrite it.
+    fn hash_and_write(&self, piece: u32, blocks: &PieceBlocks) -> Result<()> {
         let base = self.layout.piece_offset(piece);
         let mut hasher = Sha1::new();
+        let mut run: Vec<&[u8]> = Vec::with_capacity(blocks.len());
+        let (mut run_start, mut run_bytes) = (0u32, 0usize);
         for (&offset, block) in blocks {
             match block {
-                Block::Mem { data, .. } => hasher.update(data),
+                Block::Mem { data, .. } => {
+                    hasher.update(data);
+                    if run.is_empty() {
+                        run_start = offset;
+                    }
+                    run.push(data);
+                    run_bytes += data.len();
+                    if run_bytes >= HASH_WRITE_RUN_BYTES {
+                        self.write_run(base + u64::from(run_start), &run)?;
+                        run.clear();
+                        run_bytes = 0;
+                    }
+                }
                 Block::Disk(len) | Block::Writing(len) => {
+                    if !run.is_empty() {
+                        self.write_run(base + u64::from(run_start), &run)?;
+                        run.clear();
+                        run_bytes = 0;
+                    }
                     self.hash_from_disk(base + u64::from(offset), *len, &mut hasher)?;
                 }
             }
         }
+        if !run.is_empty() {
+            self.write_run(base + u64::from(run_start), &run)?;
+        }
         match self.layout.piece_hash(piece) {
             Some(want) if hasher.finalize().as_slice() == want => Ok(()),
             _ => Err(StorageError::PieceHashFailed { piece }),
-        }
-    }
-
-    /// Writes each run of consecutive in-memory blocks with one vectored write per file span.
-    fn write_mem_blocks(&self, piece: u32, blocks: &PieceBlocks) -> Result<()> {
-        let base = self.layout.piece_offset(piece);
-        let mut run: Vec<&[u8]> = Vec::with_capacity(blocks.len());
-        let mut run_start = 0u32;
-        for (&offset, block) in blocks {
-            if let Block::Mem { data, .. } = block {
-                if run.is_empty() {
-                    run_start = offset;
-                }
-                run.push(data);
-            } else if !run.is_empty() {
-                self.write_run(base + u64::from(run_start), &run)?;
-                run.clear();
-            }
-        }
-        if run.is_empty() {
-            Ok(())
-        } else {
-            self.write_run(base + u64::from(run_start), &run)
         }
     }
 
