@@ -34,7 +34,7 @@ const WRITE_LOCK_STRIPES: usize = 8;
 
 /// A completed piece's in-memory blocks are hashed and written in runs of this many bytes,
 /// so each run is written while still in the core's cache (see `Storage::hash_and_write`).
-const HASH_WRITE_RUN_BYTES: usize = 256 << 10;
+const HASH_WRITE_RUN_BYTES: usize = 64 << 10;
 
 /// The caller's name for a torrent; every completion carries it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
