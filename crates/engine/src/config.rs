@@ -9,6 +9,10 @@ use std::time::Duration;
 /// to this.
 pub const BLOCK_HOLDERS_MAX: usize = 4;
 
+/// Fewest blocks a peer may have handed to the runtime (see
+/// [`TorrentConfig::upload_queue_time`]): one being written and one ready behind it.
+pub const UPLOAD_WINDOW_MIN: usize = 2;
+
 /// Longest interval or timeout accepted (a day), so that `now + interval` cannot overflow.
 const DURATION_MAX_SECS: u64 = 86_400;
 
@@ -40,8 +44,17 @@ pub struct TorrentConfig {
     pub snub_timeout: Duration,
     /// In endgame, at most this many peers are asked for one block at once.
     pub endgame_duplicates_max: usize,
-    /// `ServeBlock` actions outstanding per peer (blocks handed to the runtime, not yet sent).
+    /// `ServeBlock` actions outstanding per peer (blocks handed to the runtime, not yet sent),
+    /// at most; see `upload_queue_time` for how many are actually handed out.
     pub upload_in_flight_max: usize,
+    /// Target time's worth of blocks handed to the runtime and not yet sent, per unchoked
+    /// peer: our upload rate × this, shared among the unchoked peers, in blocks, at least
+    /// [`UPLOAD_WINDOW_MIN`] and at most `upload_in_flight_max`. Our messages to a peer
+    /// (requests, HAVEs) wait behind the blocks queued for it, so a slow uploader with
+    /// deep queues asks for its own pieces, and announces them, seconds late (sim: a
+    /// 64 KiB/s leecher with 8 blocks per peer queued 10 s; the last completion then waits
+    /// on its requests).
+    pub upload_queue_time: Duration,
     /// Requests we queue from one peer (the `reqq` we advertise); more are refused.
     pub peer_requests_max: usize,
     /// Hash-failure strikes before a peer that shared blame for failed pieces is banned.
@@ -97,6 +110,7 @@ impl Default for TorrentConfig {
             snub_timeout: Duration::from_secs(60),
             endgame_duplicates_max: 2,
             upload_in_flight_max: 8,
+            upload_queue_time: Duration::from_millis(500),
             peer_requests_max: 500,
             hash_failures_ban: 4,
             random_first_pieces: 4,
@@ -136,6 +150,7 @@ impl TorrentConfig {
         self.snub_timeout = self.snub_timeout.clamp(second, day);
         self.endgame_duplicates_max = self.endgame_duplicates_max.clamp(1, BLOCK_HOLDERS_MAX);
         self.upload_in_flight_max = self.upload_in_flight_max.max(1);
+        self.upload_queue_time = self.upload_queue_time.clamp(Duration::from_millis(10), day);
         self.peer_requests_max = self.peer_requests_max.max(1);
         self.hash_failures_ban = self.hash_failures_ban.max(1);
         self.connect_attempts_max = self.connect_attempts_max.max(1);
