@@ -11,7 +11,8 @@
 //! S seconds what the `starved` leechers' unchoked peers see of them; `IN_FLIGHT=N` and
 //! `SLOTS=N` override `upload_in_flight_max` and `unchoke_slots` for what-if runs.
 //!
-//! Unused capacity is sampled every 250 ms and attributed to the leecher's state at the start
+//! Unused capacity (capacity minus bytes sent, per 250 ms tick, so a block finishing in the
+//! next tick makes up for it) is attributed to the leecher's state at the start
 //! of the tick: `empty` (no verified piece), `unwanted` (no connected peer is interested in
 //! it), `choking` (interested peers, all choked by it), `starved` (it unchokes interested
 //! peers, none of which has a request out to it: what it has, they are fetching elsewhere)
@@ -118,7 +119,8 @@ fn reason(sim: &Sim, i: usize) -> usize {
 /// For every `starved` leecher: its unchoked interested peers, as they see it.
 fn dump(sim: &Sim) {
     let n = sim.nodes().len();
-    for j in (1..n).filter(|&j| reason(sim, j) == 3) {
+    let which = env_num::<usize>("DUMP_REASON").unwrap_or(3);
+    for j in (1..n).filter(|&j| reason(sim, j) == which) {
         let node = sim.node(j);
         println!(
             "J {j} (up {} KiB/s) holds {} pieces",
@@ -196,7 +198,8 @@ impl Meter {
             self.sent[j] += sent;
             if j > 0 {
                 let cap = self.caps[j] as f64 * TICK.as_secs_f64();
-                self.lost[r] += (cap - sent as f64).max(0.0);
+                // Not clipped at 0: a block sent in the next tick makes up for this one.
+                self.lost[r] += cap - sent as f64;
             }
         }
     }
