@@ -9,7 +9,9 @@
 //! (default 20..=25). Environment: `QUIET=1` prints only a summary line per seed, `DETAIL=1`
 //! adds a table per leecher (pieces held and uplink use per window), `DUMP_AT=S` prints at
 //! S seconds what the `starved` leechers' unchoked peers see of them; `IN_FLIGHT=N` and
-//! `SLOTS=N` override `upload_in_flight_max` and `unchoke_slots` for what-if runs.
+//! `SLOTS=N`, `REQ_MIN=N`, `REQ_TIME_MS=N`, `RANDOM_FIRST=N` and `OPT_QUOTA=N` override
+//! `upload_in_flight_max`, `unchoke_slots`, `request_queue_min`, `request_queue_time`,
+//! `random_first_pieces` and `optimistic_quota_pieces` for what-if runs.
 //!
 //! Unused capacity (capacity minus bytes sent, per 250 ms tick, so a block finishing in the
 //! next tick makes up for it) is attributed to the leecher's state at the start
@@ -48,6 +50,18 @@ fn config() -> TorrentConfig {
     }
     if let Some(v) = env_num("SLOTS") {
         c.unchoke_slots = v;
+    }
+    if let Some(v) = env_num("REQ_MIN") {
+        c.request_queue_min = v;
+    }
+    if let Some(v) = env_num::<u64>("REQ_TIME_MS") {
+        c.request_queue_time = Duration::from_millis(v);
+    }
+    if let Some(v) = env_num("RANDOM_FIRST") {
+        c.random_first_pieces = v;
+    }
+    if let Some(v) = env_num("OPT_QUOTA") {
+        c.optimistic_quota_pieces = v;
     }
     c
 }
