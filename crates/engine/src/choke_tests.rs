@@ -4,6 +4,7 @@
 //! taken on a tie, one connection per peer id). Uses the hand-driven torrent of `tests.rs`.
 
 use super::*;
+use crate::UPLOAD_WINDOW_MIN;
 
 /// Regression (sim finding 2): the slot freed by a disconnect was given to a waiting peer
 /// before the `Disconnect` went out, so for a moment one peer too many was unchoked.
@@ -343,4 +344,62 @@ fn optimistic_slot_favours_peers_that_answered_an_unchoke() {
         f64::from(b) < 0.85 * mean && b > 0,
         "B (never answers) picked {b} times, the others {others:?}"
     );
+}
+
+/// Issue 7: how many blocks a peer may have handed to the runtime follows our upload rate
+/// (`upload_queue_time` of it per unchoked peer): two while we send slowly, so that our own
+/// messages to it do not wait behind seconds of queued blocks, up to `upload_in_flight_max`
+/// while we send fast.
+#[test]
+fn upload_window_follows_the_upload_rate() {
+    let config = TorrentConfig {
+        unchoke_slots: 1,
+        ..TorrentConfig::default()
+    };
+    let max = config.upload_in_flight_max;
+    let mut s = T::seeding(8, 16, config);
+    s.connect(A, true);
+    s.msg(A, Message::Interested);
+    let mut in_flight = std::collections::VecDeque::new();
+    let take = |actions: Vec<Action>, in_flight: &mut std::collections::VecDeque<BlockRef>| {
+        for a in actions {
+            if let Action::ServeBlock { peer, block } = a {
+                assert_eq!(peer, A);
+                in_flight.push_back(block);
+            }
+        }
+    };
+    for i in 0..96 {
+        let block = BlockRef {
+            piece: i / 16,
+            offset: (i % 16) * BLOCK_LEN,
+            length: BLOCK_LEN,
+        };
+        let actions = s.msg(A, Message::Request(block));
+        take(actions, &mut in_flight);
+    }
+    assert_eq!(
+        in_flight.len(),
+        UPLOAD_WINDOW_MIN,
+        "nothing sent yet: the minimum"
+    );
+    // The runtime sends 40 blocks at once: a fast link, the window opens to the maximum.
+    for _ in 0..40 {
+        let block = in_flight.pop_front().expect("a block in flight");
+        s.t.block_sent(s.now, A, block);
+        let actions = s.drain();
+        take(actions, &mut in_flight);
+    }
+    assert_eq!(in_flight.len(), max);
+    // Ten quiet seconds later the rate is gone: as blocks go out, the peer is served again
+    // only once fewer than the minimum are in flight.
+    s.advance(Duration::from_secs(10));
+    s.drain();
+    for _ in 0..max {
+        let block = in_flight.pop_front().expect("a block in flight");
+        s.t.block_sent(s.now, A, block);
+        let actions = s.drain();
+        take(actions, &mut in_flight);
+    }
+    assert_eq!(in_flight.len(), UPLOAD_WINDOW_MIN);
 }

@@ -9,6 +9,10 @@ use std::time::Duration;
 /// to this.
 pub const BLOCK_HOLDERS_MAX: usize = 4;
 
+/// Fewest blocks a peer may have handed to the runtime (see
+/// [`TorrentConfig::upload_queue_time`]): one being written and one ready behind it.
+pub const UPLOAD_WINDOW_MIN: usize = 2;
+
 /// Longest interval or timeout accepted (a day), so that `now + interval` cannot overflow.
 const DURATION_MAX_SECS: u64 = 86_400;
 
@@ -26,7 +30,11 @@ pub struct TorrentConfig {
     /// How often the optimistic unchoke rotates.
     pub optimistic_interval: Duration,
     /// Target time's worth of data in flight per peer: the pipeline depth is
-    /// `download rate × request_queue_time / block length`, clamped (libtorrent: 3 s).
+    /// `download rate × request_queue_time / block length`, clamped (libtorrent: 3 s). Blocks
+    /// asked of a peer are promised to it: the deeper a slow peer's pipeline, the more of what
+    /// we lack a faster peer that unchokes us cannot be asked for (sim, seeds 20–31: 3 s →
+    /// 2 s took the fluid test's swarm from 1.249 to 1.237× T*, the netns-shaped one from
+    /// 1.135 to 1.120×).
     pub request_queue_time: Duration,
     /// Fewest requests kept in flight to an unchoking peer that is not snubbed.
     pub request_queue_min: usize,
@@ -40,8 +48,17 @@ pub struct TorrentConfig {
     pub snub_timeout: Duration,
     /// In endgame, at most this many peers are asked for one block at once.
     pub endgame_duplicates_max: usize,
-    /// `ServeBlock` actions outstanding per peer (blocks handed to the runtime, not yet sent).
+    /// `ServeBlock` actions outstanding per peer (blocks handed to the runtime, not yet sent),
+    /// at most; see `upload_queue_time` for how many are actually handed out.
     pub upload_in_flight_max: usize,
+    /// Target time's worth of blocks handed to the runtime and not yet sent, per unchoked
+    /// peer: our upload rate × this, shared among the unchoked peers, in blocks, at least
+    /// [`UPLOAD_WINDOW_MIN`] and at most `upload_in_flight_max`. Our messages to a peer
+    /// (requests, HAVEs) wait behind the blocks queued for it, so a slow uploader with
+    /// deep queues asks for its own pieces, and announces them, seconds late (sim: a
+    /// 64 KiB/s leecher with 8 blocks per peer queued 10 s; the last completion then waits
+    /// on its requests).
+    pub upload_queue_time: Duration,
     /// Requests we queue from one peer (the `reqq` we advertise); more are refused.
     pub peer_requests_max: usize,
     /// Hash-failure strikes before a peer that shared blame for failed pieces is banned.
@@ -90,13 +107,14 @@ impl Default for TorrentConfig {
             unchoke_slots: 4,
             rechoke_interval: Duration::from_secs(10),
             optimistic_interval: Duration::from_secs(30),
-            request_queue_time: Duration::from_secs(3),
+            request_queue_time: Duration::from_secs(2),
             request_queue_min: 4,
             request_queue_max: 500,
             block_timeout: Duration::from_secs(20),
             snub_timeout: Duration::from_secs(60),
             endgame_duplicates_max: 2,
             upload_in_flight_max: 8,
+            upload_queue_time: Duration::from_millis(500),
             peer_requests_max: 500,
             hash_failures_ban: 4,
             random_first_pieces: 4,
@@ -136,6 +154,7 @@ impl TorrentConfig {
         self.snub_timeout = self.snub_timeout.clamp(second, day);
         self.endgame_duplicates_max = self.endgame_duplicates_max.clamp(1, BLOCK_HOLDERS_MAX);
         self.upload_in_flight_max = self.upload_in_flight_max.max(1);
+        self.upload_queue_time = self.upload_queue_time.clamp(Duration::from_millis(10), day);
         self.peer_requests_max = self.peer_requests_max.max(1);
         self.hash_failures_ban = self.hash_failures_ban.max(1);
         self.connect_attempts_max = self.connect_attempts_max.max(1);

@@ -87,7 +87,7 @@ mod upload;
 mod verify;
 
 pub use action::{Action, BanReason, DisconnectReason, Event, ProtocolViolation, Verification};
-pub use config::{TorrentConfig, BLOCK_HOLDERS_MAX};
+pub use config::{TorrentConfig, BLOCK_HOLDERS_MAX, UPLOAD_WINDOW_MIN};
 pub use extension::{METADATA_REQUESTS_PER_SEC, METADATA_REQUEST_BURST};
 pub use geometry::{Geometry, BLOCK_LEN};
 pub use invariants::InvariantViolation;

@@ -5,7 +5,12 @@
 use bitswarm_wire::{BlockRef, Message};
 
 use crate::action::{Action, DisconnectReason, ProtocolViolation};
+use crate::config::UPLOAD_WINDOW_MIN;
+use crate::picker::NONE;
 use crate::torrent::{slot_mut, Torrent};
+
+/// Seconds of history behind the upload rate that sets the upload window.
+const UPLOAD_RATE_WINDOW_SECS: usize = 3;
 
 impl Torrent {
     /// A request from the peer: queued if valid, we have the piece and the peer is unchoked;
@@ -59,18 +64,23 @@ impl Torrent {
     /// Hands queued requests to the runtime while the peer has upload slots free. Before a
     /// block that starts a piece, the peer's unchoke may move on (`rotate_on_quota`).
     pub(crate) fn serve_uploads(&mut self, slot: u32) {
-        let max = self.config.upload_in_flight_max;
+        let max = self.upload_window();
         let now = self.now;
         loop {
             let Some(peer) = self.peer(slot) else {
                 return;
             };
             let starts_piece = peer.upload_queue.front().is_some_and(|b| b.offset == 0);
-            if peer.upload_in_flight >= max || peer.upload_queue.is_empty() {
+            let window_full = peer.upload_in_flight >= max;
+            if peer.upload_queue.is_empty() {
                 return;
             }
+            // The quota counts blocks in flight, so the slot can move on before they are sent.
             if starts_piece && self.rotate_on_quota(slot) {
                 return; // choked: its queue is dropped
+            }
+            if window_full {
+                return;
             }
             let Some(peer) = slot_mut(&mut self.peers, slot) else {
                 return;
@@ -85,6 +95,23 @@ impl Torrent {
                 block,
             });
         }
+    }
+
+    /// How many blocks each unchoked peer may have handed to the runtime and not yet sent:
+    /// `upload_queue_time` of our upload rate shared equally among the unchoked peers (equal
+    /// windows keep the uplink's share equal too), within `UPLOAD_WINDOW_MIN ..=
+    /// upload_in_flight_max`. Deep enough to keep a fast link busy through the runtime's
+    /// round trip, shallow enough that our own requests and HAVEs are not stuck behind
+    /// seconds of queued blocks on a slow one.
+    pub(crate) fn upload_window(&self) -> usize {
+        let max = self.config.upload_in_flight_max;
+        let unchoked = self.regular_unchoked as u64 + u64::from(self.optimistic != NONE);
+        let rate = self.upload.rate(self.now_ms(), UPLOAD_RATE_WINDOW_SECS, 0);
+        let queue_ms = self.config.upload_queue_time.as_millis() as u64;
+        let bytes = rate.saturating_mul(queue_ms) / 1000 / unchoked.max(1);
+        let blocks =
+            usize::try_from(bytes.div_ceil(u64::from(crate::BLOCK_LEN))).unwrap_or(usize::MAX);
+        blocks.clamp(UPLOAD_WINDOW_MIN.min(max), max)
     }
 
     /// The runtime sent a block: accounting, then the next queued one.
