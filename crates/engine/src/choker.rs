@@ -483,23 +483,16 @@ impl Torrent {
                 Some((slot as u32, weight, pieces, unanswered))
             })
             .collect();
-        let mut choices: Vec<(u32, u32, u32)> = candidates
-            .iter()
-            .filter(|c| !c.3)
-            .map(|&(s, w, p, _)| (s, w, p))
-            .collect();
+        let (unanswered, answered): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|c| c.3);
+        let mut weighed: Vec<(u32, u32, u32)> =
+            answered.iter().map(|&(s, w, p, _)| (s, w, p)).collect();
         if !self.is_finished() {
-            weigh_laggards(&mut choices);
+            weigh_laggards(&mut weighed);
         }
-        let choices: Vec<(u32, u32)> = choices
+        let choices: Vec<(u32, u32)> = weighed
             .iter()
             .map(|&(s, w, _)| (s, w))
-            .chain(
-                candidates
-                    .iter()
-                    .filter(|c| c.3)
-                    .map(|&(s, w, _, _)| (s, w)),
-            )
+            .chain(unanswered.iter().map(|&(s, w, _, _)| (s, w)))
             .collect();
         pick_weighted(&choices, &mut self.rng)
     }

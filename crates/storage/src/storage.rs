@@ -412,36 +412,34 @@ impl Storage {
     fn hash_and_write(&self, piece: u32, blocks: &PieceBlocks) -> Result<()> {
         let base = self.layout.piece_offset(piece);
         let mut hasher = Sha1::new();
-        let mut run: Vec<&[u8]> = Vec::with_capacity(blocks.len());
-        let (mut run_start, mut run_bytes) = (0u32, 0usize);
+        // The run of consecutive in-memory blocks hashed and not yet written: (start, blocks).
+        let mut run: (u32, Vec<&[u8]>) = (0, Vec::new());
+        let flush = |run: &mut (u32, Vec<&[u8]>)| -> Result<()> {
+            if !run.1.is_empty() {
+                self.write_run(base + u64::from(run.0), &run.1)?;
+                run.1.clear();
+            }
+            Ok(())
+        };
         for (&offset, block) in blocks {
             match block {
                 Block::Mem { data, .. } => {
                     hasher.update(data);
-                    if run.is_empty() {
-                        run_start = offset;
+                    if run.1.is_empty() {
+                        run.0 = offset;
                     }
-                    run.push(data);
-                    run_bytes += data.len();
-                    if run_bytes >= HASH_WRITE_RUN_BYTES {
-                        self.write_run(base + u64::from(run_start), &run)?;
-                        run.clear();
-                        run_bytes = 0;
+                    run.1.push(data);
+                    if (offset - run.0) as usize + data.len() >= HASH_WRITE_RUN_BYTES {
+                        flush(&mut run)?;
                     }
                 }
                 Block::Disk(len) | Block::Writing(len) => {
-                    if !run.is_empty() {
-                        self.write_run(base + u64::from(run_start), &run)?;
-                        run.clear();
-                        run_bytes = 0;
-                    }
+                    flush(&mut run)?;
                     self.hash_from_disk(base + u64::from(offset), *len, &mut hasher)?;
                 }
             }
         }
-        if !run.is_empty() {
-            self.write_run(base + u64::from(run_start), &run)?;
-        }
+        flush(&mut run)?;
         match self.layout.piece_hash(piece) {
             Some(want) if hasher.finalize().as_slice() == want => Ok(()),
             _ => Err(StorageError::PieceHashFailed { piece }),
